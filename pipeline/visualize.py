@@ -1,0 +1,71 @@
+"""Pictures of motion: flow colour wheel, spectral amplitude per frequency, contact sheets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """``(2, H, W)`` flow in pixels → ``(H, W, 3)`` uint8: hue = direction, saturation = magnitude.
+
+    ``max_magnitude`` fixes the scale (use one value for all frames of a video so colours are
+    comparable); by default the largest magnitude in ``flow`` maps to full saturation.
+    """
+    import cv2
+
+    flow = np.nan_to_num(np.asarray(flow, dtype=np.float32))
+    if flow.ndim != 3 or flow.shape[0] != 2:
+        raise ValueError(f"flow must have shape (2, H, W), got {flow.shape}")
+    magnitude = np.hypot(flow[0], flow[1])
+    scale = max_magnitude if max_magnitude is not None else float(magnitude.max())
+    angle = np.arctan2(-flow[1], -flow[0]) / np.pi  # [-1, 1]
+    hsv = np.empty((*magnitude.shape, 3), np.uint8)
+    hsv[..., 0] = ((angle + 1) * 90).astype(np.uint8) % 180
+    hsv[..., 1] = np.clip(magnitude / max(scale, 1e-6) * 255, 0, 255).astype(np.uint8)
+    hsv[..., 2] = 255
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
+    """``(K,)`` mean complex amplitude ``sqrt(|Sx|² + |Sy|²)`` over pixels of ``(..., K, 4, H, W)``."""
+    s = np.asarray(spectral, dtype=np.float64)
+    amp = np.sqrt((s[..., 0, :, :] ** 2 + s[..., 1, :, :] ** 2 + s[..., 2, :, :] ** 2 + s[..., 3, :, :] ** 2))
+    axes = tuple(i for i in range(amp.ndim) if i != amp.ndim - 3)
+    return amp.mean(axis=axes)
+
+
+def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str) -> Path:
+    """Line plot (log y) of per-frequency amplitude curves ``{label: (K,)}``, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    for label, curve in curves.items():
+        ax.semilogy(freqs_hz, np.maximum(curve, 1e-6), marker="o", ms=3, label=label)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("mean amplitude |S_k| (px)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def contact_sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
+    """Tile equally sized ``(H, W, 3)`` uint8 images into a grid (missing cells black)."""
+    if not images:
+        raise ValueError("contact_sheet needs at least one image")
+    height, width = images[0].shape[:2]
+    rows = -(-len(images) // columns)
+    sheet = np.zeros((rows * height, columns * width, 3), np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        sheet[r * height:(r + 1) * height, c * width:(c + 1) * width] = image
+    return sheet

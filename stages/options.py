@@ -1,0 +1,22 @@
+"""Parsing of command-line values shared by several `gid` subcommands."""
+from __future__ import annotations
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256x160' → (256, 160): width then height, as the paper writes its resolution."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must look like WIDTHxHEIGHT, e.g. 256x160; got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise ValueError(f"--size must be positive, got {text!r}")
+    return width, height
+
+
+def parse_pair(text: str, name: str) -> tuple[float, float]:
+    """'3,4' → (3.0, 4.0), for points and forces."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must look like A,B (two numbers), got {text!r}") from None
+    return a, b

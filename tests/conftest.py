@@ -1,0 +1,20 @@
+"""Shared test setup: one thread per library (CI has 2 cores), no network, headless plotting."""
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synth_small(tmp_path_factory):
+    """A tiny `gid synth` folder (4 videos, 48 frames, 64x48) shared by tests that only read it."""
+    from gid.datasets.synthetic import SynthConfig, write_dataset
+
+    out = tmp_path_factory.mktemp("synth_small")
+    write_dataset(out, 4, SynthConfig(num_frames=48, width=64, height=48), seed=7, progress=False)
+    return out
