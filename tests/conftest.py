@@ -18,3 +18,14 @@ def synth_small(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth_small")
     write_dataset(out, 4, SynthConfig(num_frames=48, width=64, height=48), seed=7, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray session (2 CPUs) shared by every test that needs Ray: `ray.init` costs ~4 s."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
