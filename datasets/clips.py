@@ -17,7 +17,20 @@ motion_mean     float32     mean over pixels and time of ``‖F_t(p)‖`` (px): 
 ==============  ==========  ========================================================================
 
 Producers may add columns (quality measures, target frames); readers ignore what they do not use.
+``gid preprocess`` adds the quality measures of gid.pipeline.quality (``motion_p99``, ``cut_score``,
+``inconsistent_frac``, ``photometric_error``, float32) and, with ``--target-frames N``, for renderer
+training:
+
+==============  ============  ======================================================================
+target_t        list<int32>   N frame indices t in [1, T)
+target_images   list<binary>  PNG of frame t, ``(H, W, 3)`` RGB
+target_flows    list<binary>  ``F_t``: float16 little-endian, C order, shape ``(2, H, W)`` (px)
+==============  ============  ======================================================================
+
 ``DIR/freq_scales.json`` holds the per-frequency scales of Eq. 4 (see gid.pipeline.normalize).
+
+Reading back for training: :func:`read_clip_dataset` (a Ray Dataset) and :class:`ClipDataset` (a
+torch ``IterableDataset`` of ``(image, spectral)``), both without loading the table into memory.
 """
 from __future__ import annotations
 
@@ -37,6 +50,13 @@ CLIP_SCHEMA = pa.schema([
     ("num_frames", pa.int32()), ("fps", pa.float32()), ("height", pa.int32()), ("width", pa.int32()),
     ("num_freqs", pa.int32()), ("image", pa.binary()), ("spectral", pa.binary()), ("motion_mean", pa.float32()),
 ])
+
+# Types of the optional columns, so every shard has the same schema whatever Python values made it.
+EXTRA_TYPES = {
+    "motion_p99": pa.float32(), "cut_score": pa.float32(), "inconsistent_frac": pa.float32(),
+    "photometric_error": pa.float32(), "target_t": pa.list_(pa.int32()), "target_images": pa.list_(pa.binary()),
+    "target_flows": pa.list_(pa.binary()),
+}
 
 
 def clip_id(source: str, start_frame: int) -> str:
@@ -70,6 +90,15 @@ def decode_spectral(row: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(row["spectral"], dtype="<f2").reshape(shape).astype(np.float32)
 
 
+def decode_targets(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(t (N,) int, frames (N, H, W, 3) uint8, flows (N, 2, H, W) float32)`` of a row with target columns."""
+    if not row.get("target_t"):
+        raise ValueError(f"clip {row.get('clip_id')} has no target frames; preprocess with --target-frames N")
+    shape = (2, row["height"], row["width"])
+    flows = [np.frombuffer(b, dtype="<f2").reshape(shape).astype(np.float32) for b in row["target_flows"]]
+    return np.asarray(row["target_t"]), np.stack([decode_image(b) for b in row["target_images"]]), np.stack(flows)
+
+
 def make_clip_row(source: str, start_frame: int, fps: float, image: np.ndarray, spectral: np.ndarray,
                   num_frames: int, motion_mean: float, **extra: Any) -> dict[str, Any]:
     """One row of the clip table. ``image (H, W, 3)`` uint8, ``spectral (K, 4, H, W)``."""
@@ -89,7 +118,8 @@ def write_shard(rows: list[dict[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     table = pa.Table.from_pylist(rows)
     base = [f for f in CLIP_SCHEMA if f.name in table.column_names]
-    extra = [table.schema.field(n) for n in table.column_names if n not in CLIP_SCHEMA.names]
+    extra = [pa.field(n, EXTRA_TYPES[n]) if n in EXTRA_TYPES else table.schema.field(n)
+             for n in table.column_names if n not in CLIP_SCHEMA.names]
     table = table.select([f.name for f in base] + [f.name for f in extra]).cast(pa.schema(base + extra))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -146,3 +176,68 @@ def synthetic_to_clips(synth_dir: str | Path, out_dir: str | Path, quantile: flo
     save_scales(out_dir / "freq_scales.json", stats.quantile(quantile, nonzero=True), quantile, nonzero=True)
     stats.save(out_dir / "freq_stats.json")
     return out_dir
+
+
+def read_clip_dataset(data_dir: str | Path, columns: list[str] | None = None):
+    """The clip table of ``data_dir`` as a streaming Ray Dataset (one row per clip, columns as stored)."""
+    import ray.data
+
+    return ray.data.read_parquet([str(p) for p in shard_paths(data_dir)], columns=columns)
+
+
+def _torch_iterable_base():
+    import torch.utils.data
+
+    return torch.utils.data.IterableDataset
+
+
+class ClipDataset(_torch_iterable_base()):
+    """``(image (3, H, W) float32 in [0, 1], spectral (K, 4, H, W) float32)`` pairs for training.
+
+    Shards are split between torch DataLoader workers and between distributed ranks (``rank`` /
+    ``world_size``, by default from ``torch.distributed`` when it is initialised), so each clip is
+    seen once per epoch across all of them. ``normalized=True`` applies Eq. 4 with
+    ``data_dir/freq_scales.json``. ``shuffle`` permutes shards and the rows inside each shard,
+    differently per :meth:`set_epoch`, identically on every rank.
+    """
+
+    def __init__(self, data_dir: str | Path, normalized: bool = False, shuffle: bool = False, seed: int = 0,
+                 rank: int | None = None, world_size: int | None = None) -> None:
+        import torch.distributed as dist
+
+        self.paths = shard_paths(data_dir)
+        self.scales = None
+        if normalized:
+            from gid.pipeline.normalize import load_scales
+
+            self.scales = load_scales(Path(data_dir) / "freq_scales.json")
+        distributed = dist.is_available() and dist.is_initialized()
+        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+        self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        import torch
+        import torch.utils.data
+
+        from gid.pipeline.normalize import normalize
+
+        info = torch.utils.data.get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.paths)) if self.shuffle else np.arange(len(self.paths))
+        part, parts = self.rank * workers + worker, self.world_size * workers
+        for i in order[part::parts]:
+            rows = pq.read_table(self.paths[i], columns=["image", "spectral", "num_freqs", "height", "width"]).to_pylist()
+            row_rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+            for j in (row_rng.permutation(len(rows)) if self.shuffle else range(len(rows))):
+                image = torch.from_numpy(decode_image(rows[j]["image"]).transpose(2, 0, 1).astype(np.float32) / 255.0)
+                spectral = decode_spectral(rows[j])
+                if self.scales is not None:
+                    spectral = normalize(spectral, self.scales.astype(np.float32))
+                yield image, torch.from_numpy(np.ascontiguousarray(spectral))

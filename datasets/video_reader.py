@@ -1,0 +1,160 @@
+"""Streaming PyAV reader: one video file → fixed-length clips at a chosen frame rate and size.
+
+Each file is decoded once, front to back. Frames are
+
+1. rotated upright from the stream's display matrix (``VideoFrame.rotation``, counter-clockwise
+   degrees, as phones record portrait video),
+2. converted to RGB from whatever pixel format the codec produced (swscale: yuv420p, yuv444p,
+   10-bit, grey, palettes …),
+3. resized to cover ``(H, W)`` and centre-cropped (aspect ratio kept), and
+4. resampled in time to ``fps`` by nearest presentation timestamp (output frame ``i`` is the source
+   frame closest to ``i/fps`` seconds).
+
+A clip of ``T`` frames starts every ``stride`` output frames. Only the last ``T`` output frames are
+held, so memory is ``T·H·W·3`` bytes whatever the length or resolution of the video (a 4K frame
+lives only while it is being resized). Anything that makes a file unusable raises
+:class:`VideoError` with the pipeline stage it happened in (``open`` or ``decode``).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m", ".gif", ".flv", ".wmv")
+
+
+class VideoError(ValueError):
+    """A video that cannot be used. ``stage`` says where it failed: ``open`` or ``decode``."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+@dataclass
+class ClipSpec:
+    """How videos are cut into clips (paper §7: 150 frames, a start every 10 frames, 256×160, 30 fps).
+
+    ``max_pixels`` refuses streams whose declared frame size is absurd (a corrupt header or a
+    decompression bomb) before a single frame is decoded.
+    """
+
+    num_frames: int = 150
+    stride: int = 10
+    width: int = 256
+    height: int = 160
+    fps: float = 30.0
+    max_pixels: int = 8192 * 8192
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 2:
+            raise ValueError(f"--frames must be at least 2, got {self.num_frames}")
+        if self.stride < 1:
+            raise ValueError(f"--stride must be at least 1, got {self.stride}")
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"--size must be at least 16x16, got {self.width}x{self.height}")
+        if self.fps <= 0:
+            raise ValueError(f"--fps must be positive, got {self.fps}")
+
+
+def open_container(source: str):
+    """``av.open`` a local path or any pyarrow filesystem URI (``s3://…``, ``gs://…``, ``file://…``)."""
+    import av
+
+    try:
+        if "://" in source:
+            from pyarrow import fs
+
+            filesystem, path = fs.FileSystem.from_uri(source)
+            return av.open(filesystem.open_input_file(path))
+        if not Path(source).is_file():
+            raise VideoError("open", f"{source}: no such file")
+        return av.open(source)
+    except VideoError:
+        raise
+    except (OSError, av.FFmpegError, ValueError) as err:
+        raise VideoError("open", f"{source}: cannot open as a video ({err})") from None
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply the display matrix's counter-clockwise ``rotation`` (degrees, multiple of 90)."""
+    turns = int(round(rotation / 90.0)) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def cover_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``(h, w, 3)`` → ``(height, width, 3)``: scale to cover, then centre-crop (aspect kept)."""
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+
+
+def iter_frames(source: str, spec: ClipSpec) -> Iterator[np.ndarray]:
+    """Yield upright RGB frames ``(H, W, 3)`` uint8 at ``spec.fps`` and ``spec.width × spec.height``."""
+    import av
+
+    container = open_container(source)
+    try:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "nothing"
+            raise VideoError("open", f"{source}: no video stream (the file holds {kinds})")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > spec.max_pixels:
+            raise VideoError("open", f"{source}: declared frame size {width}x{height} exceeds the limit of "
+                                     f"{spec.max_pixels} pixels (corrupt header?)")
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 30)
+        time_base = float(stream.time_base) if stream.time_base else 1.0 / rate
+        first_pts = None
+        prev_image, prev_time = None, None
+        out_index = 0
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                if frame.pts is None:
+                    time = index / rate
+                else:
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    time = (frame.pts - first_pts) * time_base
+                image = cover_resize(_upright(frame.to_ndarray(format="rgb24"), frame.rotation), spec.width, spec.height)
+                if prev_image is not None:
+                    midpoint = 0.5 * (prev_time + time)
+                    while out_index / spec.fps < midpoint:  # output times closer to the previous frame
+                        yield prev_image
+                        out_index += 1
+                prev_image, prev_time = image, time
+        except av.FFmpegError as err:
+            raise VideoError("decode", f"{source}: decoding failed after {out_index} frames ({err})") from None
+        if prev_image is not None:
+            while out_index / spec.fps < prev_time + 0.5 / rate:
+                yield prev_image
+                out_index += 1
+    finally:
+        container.close()
+
+
+def iter_clips(source: str, spec: ClipSpec) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start_frame, frames (T, H, W, 3) uint8)`` for every clip start ``0, stride, 2·stride, …``.
+
+    Raises :class:`VideoError` (stage ``decode``) for a video too short for even one clip.
+    """
+    window: deque[np.ndarray] = deque(maxlen=spec.num_frames)
+    count = 0
+    for index, image in enumerate(iter_frames(source, spec)):
+        window.append(image)
+        count = index + 1
+        start = index - spec.num_frames + 1
+        if start >= 0 and start % spec.stride == 0:
+            yield start, np.stack(window)
+    if count < spec.num_frames:
+        raise VideoError("decode", f"{source}: too short: {count} frame(s) at {spec.fps:g} fps, "
+                                   f"a clip needs {spec.num_frames} (lower --frames?)")
