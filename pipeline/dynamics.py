@@ -183,7 +183,8 @@ def displacement(basis: ModalBasis, q: np.ndarray) -> np.ndarray:
 
 def simulate(spectral: np.ndarray, point: tuple[float, float], force: tuple[float, float], num_frames: int,
              fps: float, damping: float = 0.1, mass: float = 1.0, impulse: bool = True,
-             spectral_frames: int | None = None, substeps: int | None = None) -> np.ndarray:
+             spectral_frames: int | None = None, spectral_fps: float | None = None,
+             substeps: int | None = None) -> np.ndarray:
     """Response of the scene to a force ``d = force`` at pixel ``point = (x, y)`` (§6, Eq. 6).
 
     Args:
@@ -192,7 +193,8 @@ def simulate(spectral: np.ndarray, point: tuple[float, float], force: tuple[floa
         num_frames: frames to simulate. fps: frame rate of the output.
         damping: damping ratio ξ ≥ 0 of every mode. mass: modal mass m > 0.
         impulse: True: a flick, ``q̇(0) = f/m``; False: pulled by the force and released at τ = 0.
-        spectral_frames: T the spectral volume was computed from (defines ω_k); default num_frames.
+        spectral_frames, spectral_fps: T and frame rate of the clip the spectral volume was computed
+            from (they define ω_k = 2π·k·spectral_fps/spectral_frames); default num_frames and fps.
         substeps: sub-steps per frame (default: enough for ω_max·h ≤ 0.002).
 
     Returns:
@@ -200,7 +202,7 @@ def simulate(spectral: np.ndarray, point: tuple[float, float], force: tuple[floa
     """
     if not mass > 0:
         raise ValueError(f"mass must be positive, got {mass}")
-    basis = modal_basis(spectral, spectral_frames or num_frames, fps)
+    basis = modal_basis(spectral, spectral_frames or num_frames, spectral_fps or fps)
     f = modal_force(basis, point, force) / mass
     zero = np.zeros_like(f)
     q0, v0 = (zero, f) if impulse else (f / basis.omega**2, zero)

@@ -205,3 +205,11 @@ def test_bad_input_names_the_problem(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         simulate(**args)
+
+
+def test_mode_frequencies_come_from_the_source_clip_not_the_output_rate():
+    """A 60 fps output of a 30 fps spectral volume rings at the same Hz, sampled twice as often."""
+    spec = single_mode_spectral(2)
+    slow = simulate(spec, (4, 4), (1.0, 0.5), 40, 30.0, damping=0.05, spectral_frames=T, spectral_fps=30.0)
+    fast = simulate(spec, (4, 4), (1.0, 0.5), 80, 60.0, damping=0.05, spectral_frames=T, spectral_fps=30.0)
+    np.testing.assert_allclose(fast[::2], slow, atol=1e-4 * np.abs(slow).max())
