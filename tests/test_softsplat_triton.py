@@ -1,0 +1,107 @@
+"""Triton softsplat kernels, run on CPU by Triton's interpreter: forward against the brute-force
+loop, backward against the reference's autograd gradients. Shapes are tiny (interpreter speed).
+
+Triton reads TRITON_INTERPRET when it is imported, so without it this module runs itself again in
+a fresh process with TRITON_INTERPRET=1 (one test); with it (e.g. `TRITON_INTERPRET=1 pytest`) the
+kernel tests below run directly.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gid.kernels import softsplat, softsplat_reference
+from gid.kernels.softsplat import default_backend
+from test_softsplat_cases import MODES, awkward_inputs, brute_force
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def test_default_backend_follows_device_and_interpreter_flag(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert default_backend(torch.device("cpu")) == "torch"
+    assert default_backend(torch.device("cuda")) == "triton"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert default_backend(torch.device("cpu")) == "triton"
+
+
+if not INTERPRETED:
+
+    def test_triton_on_cpu_without_interpreter_is_a_clear_error():
+        x, flow = torch.rand(1, 2, 4, 4), torch.zeros(1, 2, 4, 4)
+        with pytest.raises(ValueError, match="TRITON_INTERPRET=1"):
+            softsplat(x, flow, mode="sum", backend="triton")
+
+    def test_kernels_under_triton_interpreter():
+        """Runs this file in a fresh process with TRITON_INTERPRET=1; its failures are shown here."""
+        env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300", Path(__file__).name],
+            cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=400,
+        )
+        assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+        assert " passed" in done.stdout and "skipped" not in done.stdout
+
+
+if INTERPRETED:
+
+    def triton_splat(*args, **kwargs):
+        return softsplat(*args, backend="triton", **kwargs)
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("shape", [(2, 1, 12, 13), (2, 64, 5, 6), (1, 20, 6, 5)])
+    def test_forward_matches_brute_force(mode, shape):
+        """C=1, C=64 (four channel blocks) and C=20 (a partial block); 312 pixels span three programs."""
+        x, flow, metric = awkward_inputs(*shape, seed=MODES.index(mode) + 7 * shape[1])
+        if mode == "linear":
+            metric = metric.abs() + 0.1
+        expected = brute_force(x.numpy(), flow.numpy(), metric.numpy(), mode)
+        out = triton_splat(x, flow, metric, mode=mode)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        torch.testing.assert_close(out.double(), torch.from_numpy(expected), rtol=1e-5, atol=1e-5)
+
+    @pytest.mark.parametrize("mode", MODES)
+    def test_backward_matches_reference_gradients(mode):
+        x, flow, metric = awkward_inputs(2, 20, 6, 7, seed=30 + MODES.index(mode))
+        if mode == "linear":
+            metric = metric.abs() + 0.1
+        grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+        used = 3 if mode in ("linear", "soft") else 2
+        grads = {}
+        for name, fn, dtype in (("reference", softsplat_reference, torch.float64), ("triton", triton_splat, torch.float32)):
+            leaves = [t.to(dtype).requires_grad_() for t in (x, flow, metric)]
+            out = fn(*leaves, mode=mode)
+            grads[name] = torch.autograd.grad(out, leaves[:used], grad_out.to(dtype))
+        for ref, got in zip(grads["reference"], grads["triton"]):
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=5e-5)
+
+    def test_huge_metric_stays_finite_and_matches_reference():
+        x, flow, metric = awkward_inputs(1, 3, 7, 6, seed=4)
+        big = (metric * 5e3).requires_grad_()  # |Z| up to 1e4
+        out = triton_splat(x, flow, big)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out, softsplat_reference(x, flow, big.detach()), rtol=1e-5, atol=1e-5)
+        (grad,) = torch.autograd.grad(out.sum(), big)
+        assert torch.isfinite(grad).all()
+
+    def test_half_input_accumulates_in_float32():
+        x, flow, metric = awkward_inputs(1, 4, 6, 6, seed=8)
+        out = triton_splat(x.half(), flow.half(), metric.half())
+        assert out.dtype == torch.float16
+        expected = softsplat(x.half().float(), flow.half().float(), metric.half().float(), backend="torch")
+        torch.testing.assert_close(out, expected.half(), rtol=1e-3, atol=1e-3)  # one float16 rounding
+
+    def test_interpreted_kernels_are_the_default_on_cpu():
+        from triton.runtime.interpreter import InterpretedFunction
+
+        from gid.kernels import softsplat_triton
+
+        assert isinstance(softsplat_triton._splat_kernel, InterpretedFunction)
+        x, flow, z = torch.rand(1, 3, 5, 6), torch.randn(1, 2, 5, 6) * 2, torch.randn(1, 1, 5, 6)
+        torch.testing.assert_close(softsplat(x, flow, z), softsplat_reference(x, flow, z), rtol=1e-5, atol=1e-5)
