@@ -185,59 +185,67 @@ def read_clip_dataset(data_dir: str | Path, columns: list[str] | None = None):
     return ray.data.read_parquet([str(p) for p in shard_paths(data_dir)], columns=columns)
 
 
-def _torch_iterable_base():
+def __getattr__(name: str):
+    """``ClipDataset`` is built on first access, so importing this module does not import torch."""
+    if name == "ClipDataset":
+        globals()[name] = _make_clip_dataset()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _make_clip_dataset():
     import torch.utils.data
 
-    return torch.utils.data.IterableDataset
+    class ClipDataset(torch.utils.data.IterableDataset):
+        """``(image (3, H, W) float32 in [0, 1], spectral (K, 4, H, W) float32)`` pairs for training.
 
+        Shards are split between torch DataLoader workers and between distributed ranks (``rank`` /
+        ``world_size``, by default from ``torch.distributed`` when it is initialised), so each clip is
+        seen once per epoch across all of them. ``normalized=True`` applies Eq. 4 with
+        ``data_dir/freq_scales.json``. ``shuffle`` permutes shards and the rows inside each shard,
+        differently per :meth:`set_epoch`, identically on every rank.
+        """
 
-class ClipDataset(_torch_iterable_base()):
-    """``(image (3, H, W) float32 in [0, 1], spectral (K, 4, H, W) float32)`` pairs for training.
+        def __init__(self, data_dir: str | Path, normalized: bool = False, shuffle: bool = False, seed: int = 0,
+                     rank: int | None = None, world_size: int | None = None) -> None:
+            import torch.distributed as dist
 
-    Shards are split between torch DataLoader workers and between distributed ranks (``rank`` /
-    ``world_size``, by default from ``torch.distributed`` when it is initialised), so each clip is
-    seen once per epoch across all of them. ``normalized=True`` applies Eq. 4 with
-    ``data_dir/freq_scales.json``. ``shuffle`` permutes shards and the rows inside each shard,
-    differently per :meth:`set_epoch`, identically on every rank.
-    """
+            self.paths = shard_paths(data_dir)
+            self.scales = None
+            if normalized:
+                from gid.pipeline.normalize import load_scales
 
-    def __init__(self, data_dir: str | Path, normalized: bool = False, shuffle: bool = False, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None) -> None:
-        import torch.distributed as dist
+                self.scales = load_scales(Path(data_dir) / "freq_scales.json")
+            distributed = dist.is_available() and dist.is_initialized()
+            self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+            self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
+            if not 0 <= self.rank < self.world_size:
+                raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
+            self.shuffle, self.seed, self.epoch = shuffle, seed, 0
 
-        self.paths = shard_paths(data_dir)
-        self.scales = None
-        if normalized:
-            from gid.pipeline.normalize import load_scales
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
 
-            self.scales = load_scales(Path(data_dir) / "freq_scales.json")
-        distributed = dist.is_available() and dist.is_initialized()
-        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        self.world_size = world_size if world_size is not None else (dist.get_world_size() if distributed else 1)
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        def __iter__(self):
+            import torch
+            import torch.utils.data
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+            from gid.pipeline.normalize import normalize
 
-    def __iter__(self):
-        import torch
-        import torch.utils.data
+            info = torch.utils.data.get_worker_info()
+            workers, worker = (info.num_workers, info.id) if info else (1, 0)
+            rng = np.random.default_rng([self.seed, self.epoch])
+            order = rng.permutation(len(self.paths)) if self.shuffle else np.arange(len(self.paths))
+            part, parts = self.rank * workers + worker, self.world_size * workers
+            for i in order[part::parts]:
+                rows = pq.read_table(self.paths[i], columns=["image", "spectral", "num_freqs", "height", "width"]).to_pylist()
+                row_rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+                for j in (row_rng.permutation(len(rows)) if self.shuffle else range(len(rows))):
+                    image = torch.from_numpy(decode_image(rows[j]["image"]).transpose(2, 0, 1).astype(np.float32) / 255.0)
+                    spectral = decode_spectral(rows[j])
+                    if self.scales is not None:
+                        spectral = normalize(spectral, self.scales.astype(np.float32))
+                    yield image, torch.from_numpy(np.ascontiguousarray(spectral))
 
-        from gid.pipeline.normalize import normalize
-
-        info = torch.utils.data.get_worker_info()
-        workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.paths)) if self.shuffle else np.arange(len(self.paths))
-        part, parts = self.rank * workers + worker, self.world_size * workers
-        for i in order[part::parts]:
-            rows = pq.read_table(self.paths[i], columns=["image", "spectral", "num_freqs", "height", "width"]).to_pylist()
-            row_rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-            for j in (row_rng.permutation(len(rows)) if self.shuffle else range(len(rows))):
-                image = torch.from_numpy(decode_image(rows[j]["image"]).transpose(2, 0, 1).astype(np.float32) / 255.0)
-                spectral = decode_spectral(rows[j])
-                if self.scales is not None:
-                    spectral = normalize(spectral, self.scales.astype(np.float32))
-                yield image, torch.from_numpy(np.ascontiguousarray(spectral))
+    ClipDataset.__qualname__ = ClipDataset.__name__  # picklable as gid.datasets.clips.ClipDataset
+    return ClipDataset

@@ -34,8 +34,8 @@ class QualityConfig:
 
     min_motion: float = 0.5
     max_motion: float = 0.25
-    cut_min: float = 25.0
-    cut_ratio: float = 6.0
+    cut_min: float = 12.0
+    cut_ratio: float = 4.0
     max_inconsistent: float = 0.3
     max_photometric: float = 20.0
     num_checks: int = 4
