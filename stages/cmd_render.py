@@ -30,8 +30,8 @@ def register(app: typer.Typer) -> None:
         image_column: str = typer.Option("image", help="Column of Parquet inputs that holds encoded images."),
         address: str = typer.Option(None, help="Ray cluster address (e.g. ray://head:10001); default: "
                                                "$RAY_ADDRESS, else a local Ray."),
-        tracking_uri: str = typer.Option(None, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
-                                                    "sqlite:///mlflow.db in the working folder."),
+        mlflow_uri: str = typer.Option(None, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
+                                                  "sqlite:///OUT/mlflow.db."),
     ) -> None:
         """Render one MP4 per photo with Ray Data: batched motion sampling and rendering in an actor pool.
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         cfg = RenderConfig(model=model, out=out, frames=frames, fps=fps, loop=loop, amplify=amplify,
                            num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed, num_gpus=num_gpus,
                            num_workers=num_workers, batch_size=batch_size, max_side=max_side, renderer=renderer,
-                           spectral=spectral, image_column=image_column, address=address, tracking_uri=tracking_uri)
+                           spectral=spectral, image_column=image_column, address=address, tracking_uri=mlflow_uri)
         summary = render_bulk(inputs, cfg)
         typer.echo(f"rendered {summary.rendered}, failed {summary.failed}, skipped {summary.skipped} (already done) "
                    f"in {summary.seconds:.1f} s: {summary.videos_per_s:.2f} videos/s, {summary.frames_per_s:.1f} frames/s")

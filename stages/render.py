@@ -385,9 +385,9 @@ def _consolidate(out: Path) -> Path:
     return out / "manifest.parquet"
 
 
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else a local SQLite store ``mlflow.db`` in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+def default_tracking_uri(out: Path) -> str:
+    """``$MLFLOW_TRACKING_URI``, else the local SQLite store ``OUT/mlflow.db`` (as `gid train` does)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(out / 'mlflow.db').resolve()}"
 
 
 def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
@@ -455,7 +455,7 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
         seconds = time.perf_counter() - start
     manifest = _consolidate(out)
     summary = RenderSummary(rendered, failed, len(items) - len(todo), seconds, frames_total, manifest, run_id)
-    mlflow.set_tracking_uri(cfg.tracking_uri or default_tracking_uri())
+    mlflow.set_tracking_uri(cfg.tracking_uri or default_tracking_uri(out))
     mlflow.set_experiment(cfg.experiment)
     with mlflow.start_run(run_name=f"render-{run_id}"):
         mlflow.log_params({k: v for k, v in asdict(cfg).items() if k not in ("tracking_uri", "progress")})
