@@ -1,0 +1,396 @@
+"""Shared training machinery: Ray Train ``TorchTrainer`` + MLflow for every model of gid.
+
+A model plugs in as a :class:`TrainingTask` (its data, model, loss and how to save it); :func:`fit`
+runs it on ``num_workers`` Ray Train workers (gloo on CPU, nccl on GPUs) with
+
+- data streamed from a Ray Dataset (each worker reads its shard with ``iter_torch_batches``);
+- AdamW, gradient clipping, bf16 autocast on GPU, and an EMA copy of the weights
+  (``θ_ema ← d·θ_ema + (1−d)·θ`` with ``d = min(ema_decay, (1+step)/(10+step))``);
+- a step whose loss or gradient is not finite is skipped on every worker (no weight update),
+  counted in the ``nan_steps`` metric, and never reaches a checkpoint (weights are checked before
+  every save); ``max_nan_steps`` consecutive bad steps stop the run with a clear error;
+- a checkpoint every ``checkpoint_every`` steps through ``ray.train.report`` (weights as safetensors,
+  optimizer state, step, the task's config); Ray Train's ``FailureConfig`` restarts failed workers
+  from the last one, and running the same command again resumes from it (a checkpoint written by
+  another config is refused);
+- MLflow tracking (experiment ``gid-<task>``): the config as params, losses per ``log_every`` steps,
+  the task's pictures and the final model as artifacts; the default store is the sqlite file
+  ``OUT/mlflow.db`` with artifacts in ``OUT/mlartifacts``.
+
+The final (EMA) weights are written by the driver with ``task.save(model, out)``, e.g. ``OUT/vae/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "train_state.json"
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the model itself is configured by its task). Defaults suit a small CPU run."""
+
+    max_steps: int = 2000
+    batch_size: int = 8
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 200
+    log_every: int = 20
+    num_workers: int = 1
+    use_gpu: bool = False
+    mixed_precision: bool = True
+    max_failures: int = 2
+    max_nan_steps: int = 20
+    seed: int = 0
+    shuffle_buffer: int = 256
+    cache_data: bool = True
+    mlflow_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "checkpoint_every", "log_every", "num_workers", "max_nan_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.max_failures < 0:
+            raise ValueError(f"--max-failures must be ≥ 0, got {self.max_failures}")
+
+
+class TrainingTask:
+    """What :func:`fit` needs to know about one model. Subclasses are plain picklable objects.
+
+    ``name`` names the bundle sub-folder, the Ray Train run and the MLflow experiment.
+    """
+
+    name: str = "model"
+
+    def config_dict(self) -> dict[str, Any]:
+        """The model's configuration: logged as MLflow params, and compared with a checkpoint's on resume."""
+        raise TypeError(f"{type(self).__name__} must define config_dict()")
+
+    def dataset(self):
+        """The training rows as a ``ray.data.Dataset`` of numeric columns (clear errors for bad data)."""
+        raise TypeError(f"{type(self).__name__} must define dataset()")
+
+    def build_model(self):
+        """A freshly initialised ``torch.nn.Module`` (on CPU)."""
+        raise TypeError(f"{type(self).__name__} must define build_model()")
+
+    def loss(self, model, batch: dict, step: int):
+        """``(loss tensor, {name: float})`` for one batch of tensors on the worker's device."""
+        raise TypeError(f"{type(self).__name__} must define loss()")
+
+    def save(self, model, out: Path) -> Path:
+        """Write the final model under ``out`` (e.g. ``out/vae`` with save_pretrained); return the folder."""
+        raise TypeError(f"{type(self).__name__} must define save()")
+
+    def setup(self, device) -> None:
+        """Load frozen helpers (e.g. a trained VAE) on a worker before training; default: nothing."""
+
+    def init_model(self, model, device) -> None:
+        """Fill a fresh model before step 0 (e.g. from a previous stage); default: keep its init."""
+
+    def trainable_parameters(self, model):
+        """Parameters the optimizer updates; default: all."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def visualize(self, model, out: Path) -> list[Path]:
+        """Pictures of the trained model for MLflow (files written under ``out``); default: none."""
+        return []
+
+
+def _flatten(prefix: str, data: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(f"{prefix}{key}.", value))
+        else:
+            out[f"{prefix}{key}"] = str(value)
+    return out
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    """Round-trip through JSON so tuples and lists compare equal after a checkpoint is read back."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint folder with the highest step under a Ray Train run folder, or None."""
+    run_dir = Path(run_dir)
+    best, best_step = None, -1
+    for state_path in run_dir.glob(f"checkpoint_*/{STATE_FILE}"):
+        step = json.loads(state_path.read_text())["step"]
+        if step > best_step:
+            best, best_step = state_path.parent, step
+    return best
+
+
+def check_compatible(checkpoint: Path, task_config: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's training state; ValueError if it was written for another model config."""
+    state = json.loads((Path(checkpoint) / STATE_FILE).read_text())
+    expected = _jsonable(task_config)
+    if state["task_config"] != expected:
+        diff = sorted(k for k in set(expected) | set(state["task_config"])
+                      if expected.get(k) != state["task_config"].get(k))
+        raise ValueError(
+            f"{checkpoint}: checkpoint was written by another model config (differs in {', '.join(diff)}); "
+            "train into a new --out folder, or use the same config to resume")
+    return state
+
+
+def _all_finite(tensors) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+class _EMA:
+    """Exponential moving average of a model's floating-point state (weights and buffers)."""
+
+    def __init__(self, model, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, model, step: int) -> None:
+        import torch
+
+        d = min(self.decay, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for key, value in model.state_dict().items():
+                if value.is_floating_point():
+                    self.shadow[key].mul_(d).add_(value.detach(), alpha=1 - d)
+                else:
+                    self.shadow[key].copy_(value)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def _save_checkpoint(path: Path, model, ema: _EMA, optimizer, state: dict[str, Any]) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    shadow = {k: v.contiguous().cpu() for k, v in ema.shadow.items()}
+    if not (_all_finite(weights.values()) and _all_finite(shadow.values())):
+        raise RuntimeError("refusing to checkpoint non-finite weights (a NaN step got through)")
+    save_file(weights, str(path / "model.safetensors"))
+    save_file(shadow, str(path / "ema.safetensors"))
+    torch.save(optimizer.state_dict(), path / "optimizer.pt")
+    (path / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def load_weights(checkpoint: str | Path, model, ema: bool = True):
+    """Load a checkpoint's EMA (default) or raw weights into ``model``; returns the model."""
+    from safetensors.torch import load_file
+
+    name = "ema.safetensors" if ema else "model.safetensors"
+    model.load_state_dict(load_file(str(Path(checkpoint) / name)))
+    return model
+
+
+def _mlflow_experiment(uri: str, task_name: str, out: Path) -> str:
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    name = f"gid-{task_name}"
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(name, artifact_location=(out / "mlartifacts" / task_name).as_uri())
+
+
+def _train_loop(loop_config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker."""
+    import mlflow
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.distributed as dist
+    from ray.experimental.tqdm_ray import tqdm
+
+    task: TrainingTask = loop_config["task"]
+    cfg: TrainConfig = loop_config["train"]
+    rank = ray.train.get_context().get_world_rank()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(cfg.seed * 1000 + rank)
+    task.setup(device)
+    model = task.build_model().to(device)
+    state = {"step": 0, "nan_steps": 0, "mlflow_run_id": None, "task_config": _jsonable(task.config_dict())}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        task.init_model(model, device)
+    ema = _EMA(model, cfg.ema_decay)
+    optimizer = torch.optim.AdamW(task.trainable_parameters(model), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if checkpoint is not None:
+        from safetensors.torch import load_file
+
+        with checkpoint.as_directory() as folder:
+            state = check_compatible(Path(folder), state["task_config"])
+            model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+            ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
+            optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device))
+    start_step = state["step"]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model = ray.train.torch.prepare_model(model)
+    autocast = cfg.use_gpu and cfg.mixed_precision and device.type == "cuda"
+
+    if rank == 0:
+        mlflow.set_tracking_uri(loop_config["mlflow_uri"])
+        run = mlflow.start_run(run_id=state["mlflow_run_id"], experiment_id=loop_config["experiment_id"],
+                               run_name=None if state["mlflow_run_id"] else task.name)
+        if state["mlflow_run_id"] is None:
+            mlflow.log_params({**_flatten("model.", task.config_dict()), **_flatten("train.", asdict(cfg))})
+        state["mlflow_run_id"] = run.info.run_id
+
+    def batches():
+        shard = ray.train.get_dataset_shard("train")
+        while True:
+            count = 0
+            for batch in shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device,
+                                                  local_shuffle_buffer_size=cfg.shuffle_buffer or None):
+                count += 1
+                yield batch
+            if count == 0:
+                raise ValueError(f"each of the {cfg.num_workers} workers got fewer clips than --batch-size "
+                                 f"{cfg.batch_size}; use a smaller batch, fewer workers or more data")
+
+    progress = tqdm(total=cfg.max_steps, desc=f"train {task.name}") if rank == 0 else None
+    if progress is not None:
+        progress.update(start_step)
+    logs: dict[str, float] = {}
+    consecutive_bad, step, tic = 0, start_step, time.perf_counter()
+    data = batches()
+    while step < cfg.max_steps:
+        batch = next(data)
+        model.train()
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss, parts = task.loss(model, batch, step)
+        optimizer.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            finite = bool(torch.isfinite(grad_norm))
+        flag = torch.tensor([1.0 if finite else 0.0], device=device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        step += 1
+        if flag.item() > 0:
+            optimizer.step()
+            ema.update(_unwrap(model), step)
+            consecutive_bad = 0
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                logs[key] = logs.get(key, 0.0) + value
+            logs["_n"] = logs.get("_n", 0) + 1
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            state["nan_steps"] += 1
+            consecutive_bad += 1
+            if rank == 0:
+                print(f"gid: step {step}: non-finite loss or gradient, step skipped "
+                      f"({state['nan_steps']} so far)", flush=True)
+            if consecutive_bad >= cfg.max_nan_steps:
+                raise ValueError(f"{consecutive_bad} steps in a row had a non-finite loss or gradient; "
+                                 "check the data for NaN/inf or lower --learning-rate")
+        if progress is not None:
+            progress.update(1)
+        if step % cfg.log_every == 0 or step == cfg.max_steps:
+            n = max(logs.pop("_n", 0), 1)
+            metrics = {k: v / n for k, v in logs.items()}
+            metrics.update(nan_steps=state["nan_steps"], steps_per_s=cfg.log_every / (time.perf_counter() - tic))
+            if rank == 0:
+                mlflow.log_metrics(metrics, step=step)
+            logs, tic = {}, time.perf_counter()
+        else:
+            metrics = None
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            state["step"] = step
+            report = {"step": step, "start_step": start_step, "nan_steps": state["nan_steps"], **(metrics or {})}
+            if rank == 0:
+                with tempfile.TemporaryDirectory() as folder:
+                    _save_checkpoint(Path(folder), _unwrap(model), ema, optimizer, state)
+                    ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(folder))
+            else:
+                ray.train.report(report)
+    if progress is not None:
+        progress.close()
+    if rank == 0:
+        mlflow.end_run()
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` produced: the final model folder, the last checkpoint and its metrics."""
+
+    model_dir: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+    mlflow_run_id: str
+
+
+def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
+    """Train ``task`` with Ray Train into ``out`` (checkpoints in ``out/checkpoints/<task.name>``).
+
+    Reuses a running Ray session (or starts a local one). Running it again with the same ``out``
+    resumes from the last checkpoint; ``max_steps`` counts from the start of the first run.
+    """
+    import mlflow
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    out = Path(out).resolve()
+    dataset = task.dataset()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot write to {out}: {err.strerror or err}; choose a writable --out") from None
+    storage = out / "checkpoints"
+    previous = latest_checkpoint(storage / task.name)
+    if previous is not None:
+        check_compatible(previous, task.config_dict())
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, configure_logging=False)
+    if cfg.cache_data:
+        dataset = dataset.materialize()
+    uri = cfg.mlflow_uri or f"sqlite:///{out / 'mlflow.db'}"
+    experiment_id = _mlflow_experiment(uri, task.name, out)
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config={"task": task, "train": cfg, "mlflow_uri": uri, "experiment_id": experiment_id},
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
+        run_config=ray.train.RunConfig(
+            name=task.name, storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+        ),
+        datasets={"train": dataset},
+    )
+    result = trainer.fit()
+    last = latest_checkpoint(storage / task.name)
+    if last is None:
+        raise RuntimeError(f"training of {task.name} finished without a checkpoint in {storage}")
+    state = json.loads((last / STATE_FILE).read_text())
+    model = load_weights(last, task.build_model())
+    model_dir = task.save(model, out)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=state["mlflow_run_id"]):
+        with tempfile.TemporaryDirectory() as folder:
+            for path in task.visualize(model, Path(folder)):
+                mlflow.log_artifact(str(path), artifact_path="samples")
+        mlflow.log_artifacts(str(model_dir), artifact_path=f"model/{model_dir.name}")
+    metrics = {**(result.metrics or {}), "step": state["step"], "nan_steps": state["nan_steps"]}
+    return FitResult(model_dir=model_dir, checkpoint=last, metrics=metrics, mlflow_run_id=state["mlflow_run_id"])

@@ -1,0 +1,145 @@
+"""The shared training machinery (gid.stages.training) on a model with a known answer: y = 3x − 1."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gid.stages.training import TrainConfig, TrainingTask, check_compatible, fit, latest_checkpoint
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+class LineTask(TrainingTask):
+    """Fit ``y = 3x − 1`` with one linear unit. ``nan_every``: every n-th row of the data is NaN.
+
+    ``crash_at``: the worker of rank 1 raises at that step once (a marker file remembers it), to
+    simulate a machine failing mid-training.
+    """
+
+    name = "line"
+
+    def __init__(self, nan_every: int = 0, crash_at: int = 0, marker: str = "", width: int = 1) -> None:
+        self.nan_every, self.crash_at, self.marker, self.width = nan_every, crash_at, marker, width
+
+    def config_dict(self):
+        return {"width": self.width}
+
+    def dataset(self):
+        import ray.data
+
+        x = np.linspace(-1, 1, 64, dtype=np.float32)
+        y = 3 * x - 1
+        if self.nan_every:
+            y[:: self.nan_every] = np.nan
+        return ray.data.from_items([{"x": float(a), "y": float(b)} for a, b in zip(x, y)])
+
+    def build_model(self):
+        import torch
+
+        return torch.nn.Linear(self.width, 1)
+
+    def loss(self, model, batch, step):
+        import ray.train
+
+        if self.crash_at and step == self.crash_at and ray.train.get_context().get_world_rank() == 1:
+            if not Path(self.marker).exists():
+                Path(self.marker).write_text("crashed once")
+                raise RuntimeError("simulated worker failure")
+        pred = model(batch["x"].float()[:, None])[:, 0]
+        loss = ((pred - batch["y"].float()) ** 2).mean()
+        return loss, {"mse": float(loss.detach())}
+
+    def save(self, model, out):
+        from safetensors.torch import save_file
+
+        folder = Path(out) / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+        return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ship_test_module(ray_local):
+    """Workers cannot import this test file: send its classes by value."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def _weights(folder: Path) -> tuple[float, float]:
+    from safetensors.torch import load_file
+
+    w = load_file(str(folder / "model.safetensors"))
+    return float(w["weight"].reshape(-1)[0]), float(w["bias"].reshape(-1)[0])
+
+
+def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
+    """Rank 1 dies at step 30; Ray Train restarts both workers from the step-25 checkpoint and ends at 60."""
+    cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=0.1, checkpoint_every=25, log_every=10,
+                      num_workers=2, max_failures=1, ema_decay=0.0, shuffle_buffer=0)
+    task = LineTask(crash_at=30, marker=str(tmp_path / "crashed"))
+    result = fit(task, cfg, tmp_path / "out")
+    assert (tmp_path / "crashed").exists()  # the failure did happen
+    assert result.metrics["step"] == 60
+    assert result.metrics["start_step"] == 25  # the final attempt started from the checkpoint, not from 0
+    weight, bias = _weights(result.model_dir)
+    assert weight == pytest.approx(3.0, abs=0.1) and bias == pytest.approx(-1.0, abs=0.1)
+    assert json.loads((result.checkpoint / "train_state.json").read_text())["step"] == 60
+
+    # Running the finished command again resumes at step 60 and trains no further.
+    again = fit(LineTask(), cfg, tmp_path / "out")
+    assert again.metrics["step"] == 60
+    assert _weights(again.model_dir) == pytest.approx((weight, bias))
+
+
+def test_nan_steps_are_skipped_reported_and_never_saved(tmp_path):
+    """A quarter of the batches hold a NaN target: those steps are skipped; the fit still converges."""
+    import mlflow
+
+    cfg = TrainConfig(max_steps=80, batch_size=8, learning_rate=0.1, checkpoint_every=40, log_every=20,
+                      num_workers=1, ema_decay=0.0, shuffle_buffer=0)
+    result = fit(LineTask(nan_every=32), cfg, tmp_path / "out")  # rows 0 and 32: 2 bad batches of 8 per epoch
+    assert result.metrics["nan_steps"] == 20  # 80 steps = 10 epochs of 8 batches, 2 bad per epoch
+    weight, bias = _weights(result.model_dir)
+    assert np.isfinite([weight, bias]).all()
+    assert weight == pytest.approx(3.0, abs=0.1) and bias == pytest.approx(-1.0, abs=0.1)
+    # MLflow (sqlite in the out folder) has the run, its params, losses and the final model.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    run = mlflow.get_run(result.mlflow_run_id)
+    assert run.data.params["train.max_steps"] == "80"
+    assert run.data.metrics["nan_steps"] == 20
+    history = mlflow.MlflowClient().get_metric_history(result.mlflow_run_id, "loss")
+    assert [m.step for m in history] == [20, 40, 60, 80] and history[-1].value < history[0].value
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(result.mlflow_run_id, "model/line")]
+    assert artifacts == ["model/line/model.safetensors"]
+
+
+def test_only_nan_data_stops_with_a_clear_error(tmp_path):
+    from ray.train import TrainingFailedError
+
+    cfg = TrainConfig(max_steps=50, batch_size=8, max_nan_steps=5, num_workers=1, max_failures=0, shuffle_buffer=0)
+    with pytest.raises(TrainingFailedError, match="5 steps in a row had a non-finite loss"):
+        fit(LineTask(nan_every=1), cfg, tmp_path / "out")
+    assert latest_checkpoint(tmp_path / "out" / "checkpoints" / "line") is None  # nothing bad was saved
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    cfg = TrainConfig(max_steps=10, batch_size=8, checkpoint_every=5, num_workers=1, shuffle_buffer=0)
+    result = fit(LineTask(), cfg, tmp_path / "out")
+    with pytest.raises(ValueError, match="another model config .*width"):
+        check_compatible(result.checkpoint, LineTask(width=2).config_dict())
+    with pytest.raises(ValueError, match="another model config"):
+        fit(LineTask(width=2), cfg, tmp_path / "out")
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="--max-steps"):
+        TrainConfig(max_steps=0)
+    with pytest.raises(ValueError, match="--learning-rate"):
+        TrainConfig(learning_rate=-1)
