@@ -15,6 +15,7 @@ when a source is complete, whatever order the actors finish in.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pickle
 import time
@@ -261,7 +262,8 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     from tqdm import tqdm
 
     context = rd.DataContext.get_current()
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # one bar for the whole run (videos), below
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
     workers = workers or max(1, int(cpus))

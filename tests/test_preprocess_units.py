@@ -167,3 +167,21 @@ def test_quality_keeps_moderate_motion_and_names_each_failure():
     noise = np.random.default_rng(4).integers(0, 256, (16, 64, 96, 3), dtype=np.uint8)
     assert verdict(noise, cut_min=1e9) in ("inconsistent flow", "photometric")
     assert verdict(moving, max_photometric=0.0) == "photometric"
+
+
+# ---------------------------------------------------------------- inputs
+
+def test_inputs_expand_from_folders_globs_lists_and_uris(tmp_path):
+    from gid.stages.preprocess import expand_inputs
+
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    for name in ("a/x.mp4", "a/deep/y.MOV", "a/notes.txt", "b.mkv"):
+        (tmp_path / name).write_bytes(b"")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# videos\nb.mkv\n\n/elsewhere/missing.mp4\n")
+    assert expand_inputs([str(tmp_path / "a")]) == [str(tmp_path / "a/deep/y.MOV"), str(tmp_path / "a/x.mp4")]
+    assert expand_inputs([str(tmp_path / "a" / "**" / "*.mp4")]) == [str(tmp_path / "a/x.mp4")]
+    assert expand_inputs([str(listing), str(tmp_path / "b.mkv")]) == [str(tmp_path / "b.mkv"), "/elsewhere/missing.mp4"]
+    assert expand_inputs([(tmp_path / "a").as_uri()]) == [(tmp_path / "a/deep/y.MOV").as_uri(), (tmp_path / "a/x.mp4").as_uri()]
+    unmatched = str(tmp_path / "a" / "deep" / "*.mp4")
+    assert expand_inputs([unmatched]) == [unmatched]  # kept: it becomes an error record naming the pattern
