@@ -1,0 +1,555 @@
+"""`gid eval`: compare generated videos with real ones (paper §7) and, on synthetic data, with the true motion.
+
+Inputs (all local folders):
+
+- ``--real DIR`` / ``--fake DIR``: videos (``*.mp4``, ``*.mov``, ``*.mkv``, ``*.avi``, ``*.webm``)
+  directly in DIR or in ``DIR/videos/`` — a `gid synth` folder and a `gid render` folder both
+  qualify. Frames are center-cropped to 256×128 (after resizing to cover it) for the feature nets.
+- ``--gt DIR`` (optional): the true motion of the images the fake videos were generated from,
+  either a `gid synth` folder (``manifest.parquet`` + ``gt/*.npz``) or a folder of spectral
+  volumes ``{id}.npy`` ``(K, 4, H, W)`` (``numpy.fft.rfft`` over the fake videos' T frames). A fake
+  video belongs to the id equal to its file stem or to the longest id its stem starts with,
+  followed by ``-`` or ``_`` (`gid render` names videos ``{stem}-{hash}.mp4``).
+
+What is computed (each metric needs what it says; the rest is listed under ``skipped``, with why):
+
+==================  ======================================  ===============================================
+metric              needs                                   on
+==================  ======================================  ===============================================
+fid, kid_x100       ``--inception``                         every frame (or every ``frame_stride``-th)
+sliding fid curve   ``--inception``                         30-frame windows, every 10 frames
+fvd, fvd32          ``--i3d`` (Kinetics-400 I3D)            non-overlapping 16- / 32-frame windows
+dtfvd, dtfvd32      ``--dt-i3d`` (Dynamic-Textures I3D)     same windows; curve over the 16-frame windows
+motion_*            nothing (optical flow of the videos)    fake vs ``--gt`` (or the real videos' flow)
+==================  ======================================  ===============================================
+
+Feature extraction is per video; from ``ray_min_videos`` videos on it runs on Ray Data (an actor
+pool, GPUs when asked), below that in-process (``ray.init`` alone costs seconds).
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+@dataclass
+class EvalConfig:
+    """What `gid eval` computes. Paths of weights are optional: metrics without them are skipped."""
+
+    real: Path
+    fake: Path
+    out: Path = Path("results/eval")
+    inception: Path | None = None
+    i3d: Path | None = None
+    dt_i3d: Path | None = None
+    gt: Path | None = None
+    crop_width: int = 256  # §7: 256×128 center crops
+    crop_height: int = 128
+    frame_stride: int = 1  # FID/KID on every n-th frame
+    fid_window: int = 30  # §7 sliding-window FID
+    fid_window_stride: int = 10
+    fvd_frames: tuple[int, ...] = (16, 32)  # FVD and FVD32
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    flow: str = "dis-medium"
+    max_frames: int | None = None
+    batch_size: int = 16
+    device: str = "cpu"
+    ray_min_videos: int = 64
+    num_gpus_per_worker: float = 0.0
+    mlflow_uri: str | None = None
+    experiment: str = "gid-eval"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("real", "fake", "out", "inception", "i3d", "dt_i3d", "gt"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, Path(value))
+        if self.crop_width < 32 or self.crop_height < 32:
+            raise ValueError(f"--crop must be at least 32x32, got {self.crop_width}x{self.crop_height}")
+        for name in ("frame_stride", "fid_window", "fid_window_stride", "kid_subsets", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_frames is not None and self.max_frames < 2:
+            raise ValueError(f"--max-frames must be at least 2, got {self.max_frames}")
+        for name in ("inception", "i3d", "dt_i3d"):
+            path = getattr(self, name)
+            if path is not None and not path.exists():
+                raise FileNotFoundError(f"--{name.replace('_', '-')} {path}: no such file or folder "
+                                        "(weights load from local files only; see docs/evaluate.md)")
+
+
+def list_videos(folder: Path, option: str) -> list[Path]:
+    """The videos of ``folder`` (or ``folder/videos``), sorted; clear errors when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{option} {folder}: not a folder; give a folder of videos (e.g. a `gid synth` "
+                                 "or `gid render` output)")
+    for candidate in (folder, folder / "videos"):
+        found = sorted(p for p in candidate.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+                       and not p.name.startswith("."))
+        if found:
+            return found
+    raise FileNotFoundError(f"{option} {folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it or in its videos/")
+
+
+def center_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``(T, H, W, 3)`` → ``(T, height, width, 3)``: resize (area) to cover the crop, then cut its center."""
+    import cv2
+
+    num, src_h, src_w = frames.shape[:3]
+    scale = max(width / src_w, height / src_h)
+    if abs(scale - 1.0) > 1e-9:
+        new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=interp) for f in frames])
+    top = (frames.shape[1] - height) // 2
+    left = (frames.shape[2] - width) // 2
+    return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+
+
+def _windows(num_frames: int, length: int) -> list[int]:
+    """Starts of the non-overlapping ``length``-frame windows of a video."""
+    return list(range(0, num_frames - length + 1, length))
+
+
+class FeatureExtractor:
+    """The feature nets the given weights allow, applied to one video at a time.
+
+    ``__call__(frames (T, H, W, 3) uint8)`` → ``{"inception": (T', 2048), "i3d16": (n, D), "i3d32": …,
+    "dt16": …, "dt32": …}`` for the nets present (``T' = ceil(T / frame_stride)``; n windows).
+    """
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        import torch
+
+        from gid.pipeline.feature_nets import load_feature_net
+
+        self.cfg = cfg
+        self.torch = torch
+        self.nets = {}
+        if cfg.inception is not None:
+            self.nets["inception"] = load_feature_net("inception", cfg.inception, cfg.device)
+        if cfg.i3d is not None:
+            self.nets["i3d"] = load_feature_net("i3d", cfg.i3d, cfg.device)
+        if cfg.dt_i3d is not None:
+            self.nets["dt"] = load_feature_net("i3d", cfg.dt_i3d, cfg.device)
+
+    def _run(self, net, batches: Iterable[np.ndarray]) -> np.ndarray:
+        out = []
+        with self.torch.inference_mode():
+            for batch in batches:
+                out.append(net(self.torch.from_numpy(batch).to(self.cfg.device)).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        cfg = self.cfg
+        crops = center_crop(frames, cfg.crop_width, cfg.crop_height)
+        video = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # (T, 3, h, w)
+        out: dict[str, np.ndarray] = {}
+        if "inception" in self.nets:
+            images = video[::cfg.frame_stride]
+            out["inception"] = self._run(self.nets["inception"], (images[i:i + cfg.batch_size]
+                                                                  for i in range(0, len(images), cfg.batch_size)))
+        for name in ("i3d", "dt"):
+            if name not in self.nets:
+                continue
+            for length in cfg.fvd_frames:
+                starts = _windows(len(video), length)
+                if not starts:
+                    continue
+                clips = np.stack([video[s:s + length].transpose(1, 0, 2, 3) for s in starts])  # (n, 3, L, h, w)
+                size = max(1, cfg.batch_size // length)
+                out[f"{name}{length}"] = self._run(self.nets[name], (clips[i:i + size] for i in range(0, len(clips), size)))
+        return out
+
+
+def _read(path: Path, max_frames: int | None) -> np.ndarray:
+    from gid.datasets.video import read_video
+
+    return read_video(path, max_frames=max_frames)[0]
+
+
+def _to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data)) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+class _RayFeatureWorker:
+    """Ray Data actor: builds the nets once, then turns batches of video paths into feature blobs."""
+
+    def __init__(self, cfg: EvalConfig) -> None:
+        self.extract = FeatureExtractor(cfg)
+        self.max_frames = cfg.max_frames
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        blobs = [_to_bytes(self.extract(_read(Path(p), self.max_frames))) for p in batch["path"]]
+        return {"path": batch["path"], "features": np.array(blobs, dtype=object)}
+
+
+def extract_features(paths: list[Path], cfg: EvalConfig, desc: str) -> list[dict[str, np.ndarray]]:
+    """Features of every video in ``paths`` (same order): in-process, or on Ray Data for many videos."""
+    from tqdm import tqdm
+
+    if len(paths) < cfg.ray_min_videos:
+        extract = FeatureExtractor(cfg)
+        return [extract(_read(p, cfg.max_frames)) for p in tqdm(paths, desc=desc, unit="video", disable=not cfg.progress)]
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(configure_logging=False, log_to_driver=False)
+    workers = max(1, int(ray.cluster_resources().get("GPU" if cfg.num_gpus_per_worker else "CPU", 1)
+                         // max(cfg.num_gpus_per_worker, 1)))
+    dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
+        _RayFeatureWorker, fn_constructor_kwargs={"cfg": cfg}, batch_size=1, concurrency=(1, workers),
+        num_gpus=cfg.num_gpus_per_worker,
+    )
+    by_path = {}
+    for row in tqdm(dataset.iter_rows(), total=len(paths), desc=f"{desc} (Ray Data)", unit="video",
+                    disable=not cfg.progress):
+        by_path[row["path"]] = _from_bytes(row["features"])
+    return [by_path[str(p)] for p in paths]
+
+
+def ground_truth_index(gt: Path) -> dict[str, Path]:
+    """``{id: file}`` of a `gid synth` folder (``gt/*.npz``) or a folder of spectral ``{id}.npy``."""
+    gt = Path(gt)
+    if not gt.is_dir():
+        raise NotADirectoryError(f"--gt {gt}: not a folder; give a `gid synth` folder or a folder of spectral .npy files")
+    if (gt / "manifest.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(gt / "manifest.parquet", columns=["video_id", "gt"]).to_pylist()
+        return {row["video_id"]: gt / row["gt"] for row in rows}
+    found = {p.stem: p for p in sorted(gt.glob("*.npy"))}
+    if not found:
+        raise FileNotFoundError(f"--gt {gt}: neither a `gid synth` folder (manifest.parquet) nor spectral {{id}}.npy files")
+    return found
+
+
+def match_id(stem: str, ids: Iterable[str]) -> str | None:
+    """The id a video named ``stem`` belongs to: equal, or the longest id followed by ``-`` or ``_``."""
+    best = None
+    for key in ids:
+        if stem == key:
+            return key
+        if stem.startswith(key) and stem[len(key)] in "-_" and (best is None or len(key) > len(best)):
+            best = key
+    return best
+
+
+def load_true_spectral(path: Path) -> tuple[np.ndarray, int | None]:
+    """``(spectral (K, 4, H, W), T or None)`` of a gt file: a `gid synth` ``.npz`` knows its T, a ``.npy`` not."""
+    if path.suffix == ".npz":
+        from gid.datasets.synthetic import load_ground_truth
+
+        data = load_ground_truth(path)
+        return data["spectral"], int(data["trajectories"].shape[0])
+    spectral = np.load(path).astype(np.float32)
+    if spectral.ndim != 4 or spectral.shape[1] != 4:
+        raise ValueError(f"{path}: a spectral volume must be (K, 4, H, W), got {spectral.shape}")
+    return spectral, None
+
+
+def resize_flow(traj: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(T, 2, h, w)`` → ``(T, 2, height, width)``, displacements rescaled by the size ratio."""
+    import cv2
+
+    if traj.shape[2:] == (height, width):
+        return traj
+    scale = np.array([width / traj.shape[3], height / traj.shape[2]], np.float32)[:, None, None]
+    return np.stack([
+        cv2.resize(t.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1) * scale
+        for t in traj
+    ])
+
+
+@dataclass
+class MotionSummary:
+    """One set's motion evidence, gathered video by video (trajectories are large and not kept)."""
+
+    magnitudes: list[np.ndarray] = field(default_factory=list)  # (H, W) mean motion magnitude per video
+    seam_px: list[float] = field(default_factory=list)
+    frame_seam: list[float] = field(default_factory=list)
+    amplitude: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in AMPLITUDE_KEYS})
+    problems: list[str] = field(default_factory=list)  # why a video has no amplitude error
+
+    def add(self, path: Path, frames: np.ndarray, traj: np.ndarray, gt_index: dict[str, Path] | None) -> None:
+        from gid.pipeline.metrics import (amplitude_error, frame_seam_ratio, loop_seam_error,
+                                          mean_motion_magnitude)
+        from gid.pipeline.spectral import trajectories_to_spectral
+
+        self.magnitudes.append(mean_motion_magnitude(traj).astype(np.float32))
+        self.seam_px.append(loop_seam_error(traj))
+        self.frame_seam.append(frame_seam_ratio(frames))
+        if gt_index is None:
+            return
+        key = match_id(path.stem, gt_index)
+        if key is None:
+            self.problems.append(f"{path.name}: no ground-truth id matches")
+            return
+        true_spec, true_frames = load_true_spectral(gt_index[key])
+        if true_frames is not None and true_frames != len(frames):
+            self.problems.append(f"{path.name}: {len(frames)} frames, its ground truth {true_frames}")
+            return
+        height, width = true_spec.shape[-2:]
+        pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
+        for name, value in amplitude_error(pred_spec, true_spec, len(frames)).items():
+            self.amplitude[name].append(value)
+
+
+AMPLITUDE_KEYS = ("abs", "rel", "pred_amp", "true_amp")
+
+
+def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Path]) -> tuple[dict, dict, dict]:
+    """Motion metrics from the optical flow (§3) of the fake and the real videos, and against ``--gt``.
+
+    Both sets go through the same flow, so its error cancels in the distribution distance; the
+    amplitude error of the real videos' flow against ``--gt`` (when their names match it) is the
+    floor that flow error alone gives, printed beside the fake videos' error.
+
+    Returns ``(metrics, per_frequency, skipped)``: flat scalars, per-frequency lists plus the
+    magnitude maps (for the plots), and ``{metric: reason}`` for what could not be computed.
+    """
+    from tqdm import tqdm
+
+    from gid.pipeline.flow import make_flow
+    from gid.pipeline.metrics import motion_magnitude_distance
+
+    flow = make_flow(cfg.flow)
+    gt_index = ground_truth_index(cfg.gt) if cfg.gt is not None else None
+    sets = {"fake": (fake_paths, MotionSummary()), "real": (real_paths, MotionSummary())}
+    for label, (paths, summary) in sets.items():
+        for path in tqdm(paths, desc=f"motion ({label})", unit="video", disable=not cfg.progress):
+            frames = _read(path, cfg.max_frames)
+            summary.add(path, frames, flow.trajectories(frames), gt_index)
+    fake, real = sets["fake"][1], sets["real"][1]
+    metrics: dict[str, float] = {
+        "motion_magnitude_w1_px": motion_magnitude_distance(fake.magnitudes, real.magnitudes),
+        "motion_magnitude_mean_fake_px": float(np.mean([m.mean() for m in fake.magnitudes])),
+        "motion_magnitude_mean_real_px": float(np.mean([m.mean() for m in real.magnitudes])),
+        "loop_seam_fake_px": float(np.mean(fake.seam_px)),
+        "loop_seam_real_px": float(np.mean(real.seam_px)),
+        "frame_seam_ratio_fake": float(np.nanmean(fake.frame_seam)),
+        "frame_seam_ratio_real": float(np.nanmean(real.frame_seam)),
+    }
+    per_frequency: dict[str, Any] = {"magnitude_maps": {"fake": fake.magnitudes, "real": real.magnitudes}}
+    skipped: dict[str, str] = {}
+    for label, summary, metric in ((("fake", fake, "motion_amplitude_error")),
+                                   ("real", real, "motion_amplitude_error_floor")):
+        amp = summary.amplitude
+        if gt_index is None:
+            skipped[metric] = "no --gt given (the per-pixel comparison needs the true motion)"
+            continue
+        if not amp["abs"]:
+            skipped[metric] = f"no {label} video has usable ground truth ({summary.problems[0]})"
+            continue
+        abs_err, rel_err = np.mean(amp["abs"], axis=0), np.nanmean(np.stack(amp["rel"]), axis=0)
+        metrics[f"{metric}_px"] = float(abs_err[1:].mean())
+        metrics[f"{metric}_rel"] = float(np.nanmean(rel_err[1:]))
+        metrics[f"{metric}_videos"] = float(len(amp["abs"]))
+        per_frequency[f"{label}_amplitude_error_px"] = abs_err.tolist()
+        per_frequency[f"{label}_amplitude_error_rel"] = rel_err.tolist()
+        per_frequency[f"{label}_amplitude_px"] = np.mean(amp["pred_amp"], axis=0).tolist()
+        per_frequency.setdefault("true_amplitude_px", np.mean(amp["true_amp"], axis=0).tolist())
+        if summary.problems:
+            per_frequency[f"{label}_without_ground_truth"] = summary.problems
+    return metrics, per_frequency, skipped
+
+
+def distribution_metrics(cfg: EvalConfig, real_feats: list[dict], fake_feats: list[dict]) -> tuple[dict, dict, dict]:
+    """FID, KID, FVD(32), DTFVD(32) and the sliding-window curves from extracted features."""
+    from gid.pipeline.metrics import frechet_feature_distance, kernel_inception_distance, sliding_window_frechet
+
+    metrics: dict[str, float] = {}
+    curves: dict[str, dict] = {}
+    skipped: dict[str, str] = {}
+    if cfg.inception is None:
+        for name in ("fid", "kid_x100", "sliding_fid"):
+            skipped[name] = "no --inception weights given"
+    else:
+        real = np.concatenate([f["inception"] for f in real_feats])
+        fake = np.concatenate([f["inception"] for f in fake_feats])
+        metrics["fid"] = frechet_feature_distance(real, fake)
+        metrics["kid_x100"], metrics["kid_x100_std"] = kernel_inception_distance(
+            real, fake, cfg.kid_subsets, cfg.kid_subset_size)
+        window = max(1, cfg.fid_window // cfg.frame_stride)
+        stride = max(1, cfg.fid_window_stride // cfg.frame_stride)
+        try:
+            starts, values = sliding_window_frechet([f["inception"] for f in real_feats],
+                                                    [f["inception"] for f in fake_feats], window, stride)
+            curves["sliding_fid"] = {"start_frame": (starts * cfg.frame_stride).tolist(), "value": values.tolist(),
+                                     "window_frames": cfg.fid_window}
+        except ValueError as err:
+            skipped["sliding_fid"] = str(err)
+    for net, option, label in (("i3d", cfg.i3d, "fvd"), ("dt", cfg.dt_i3d, "dtfvd")):
+        for length in cfg.fvd_frames:
+            name = label if length == 16 else f"{label}{length}"
+            key = f"{net}{length}"
+            if option is None:
+                skipped[name] = f"no --{'i3d' if net == 'i3d' else 'dt-i3d'} weights given"
+            elif not all(key in f for f in [*real_feats, *fake_feats]):
+                skipped[name] = f"some videos are shorter than {length} frames"
+            else:
+                metrics[name] = frechet_feature_distance(np.concatenate([f[key] for f in real_feats]),
+                                                         np.concatenate([f[key] for f in fake_feats]))
+    if cfg.dt_i3d is None:
+        skipped["sliding_dtfvd"] = "no --dt-i3d weights given"
+    elif all("dt16" in f for f in [*real_feats, *fake_feats]):
+        starts, values = sliding_window_frechet([f["dt16"] for f in real_feats], [f["dt16"] for f in fake_feats], 1, 1)
+        curves["sliding_dtfvd"] = {"start_frame": (starts * 16).tolist(), "value": values.tolist(), "window_frames": 16}
+    return metrics, curves, skipped
+
+
+def plot_curves(path: Path, curves: dict[str, dict]) -> Path:
+    """Sliding-window FID / DTFVD against the window's start frame (§7), one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), dpi=110, squeeze=False)
+    for ax, (name, curve) in zip(axes[0], curves.items()):
+        label = "FID" if name == "sliding_fid" else "DTFVD"
+        ax.plot(curve["start_frame"], curve["value"], marker="o", ms=3)
+        ax.set_xlabel("window start (frame)")
+        ax.set_ylabel(f"{label}, {curve['window_frames']}-frame windows")
+        ax.set_title(f"sliding-window {label}")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_magnitudes(path: Path, fake: list[np.ndarray], real: list[np.ndarray]) -> Path:
+    """Histograms (log density) of the per-pixel mean motion magnitude of the fake and real videos."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = np.concatenate([m.ravel() for m in fake])
+    b = np.concatenate([m.ravel() for m in real])
+    bins = np.linspace(0, max(float(a.max()), float(b.max()), 1e-3), 50)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    ax.hist(b, bins=bins, alpha=0.5, density=True, label="real", log=True)
+    ax.hist(a, bins=bins, alpha=0.5, density=True, label="generated", log=True)
+    ax.set_xlabel("mean motion magnitude W(p) (px)")
+    ax.set_ylabel("density")
+    ax.set_title("Motion magnitude distribution")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def log_to_mlflow(cfg: EvalConfig, report: dict) -> str:
+    """Log params, scalar metrics, curves (as steps) and the output folder to an MLflow run; its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(cfg.mlflow_uri)
+    mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run(run_name=f"eval {cfg.fake.name}") as run:
+        mlflow.log_params({k: str(v) for k, v in report["inputs"].items()})
+        mlflow.log_metrics({k: v for k, v in report["metrics"].items() if np.isfinite(v)})
+        for name, curve in report["curves"].items():
+            for start, value in zip(curve["start_frame"], curve["value"]):
+                mlflow.log_metric(name, value, step=int(start))
+        mlflow.log_artifacts(str(cfg.out))
+        return run.info.run_id
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Run every metric the inputs allow; write ``metrics.json`` and PNG plots to ``cfg.out``.
+
+    Returns the report written to ``metrics.json``: ``inputs``, ``metrics`` (flat name → value),
+    ``per_frequency``, ``curves``, ``skipped`` (name → why), ``seconds``, ``plots``.
+    """
+    from gid.datasets.video import read_video
+    from gid.pipeline.spectral import frequencies_hz
+    from gid.pipeline.visualize import plot_spectra
+
+    real_paths = list_videos(cfg.real, "--real")
+    fake_paths = list_videos(cfg.fake, "--fake")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    metrics, per_frequency, skipped = motion_metrics(cfg, real_paths, fake_paths)
+    seconds["motion"] = time.perf_counter() - start
+    magnitude_maps = per_frequency.pop("magnitude_maps")
+
+    curves: dict[str, dict] = {}
+    if any(p is not None for p in (cfg.inception, cfg.i3d, cfg.dt_i3d)):
+        start = time.perf_counter()
+        real_feats = extract_features(real_paths, cfg, "features (real)")
+        fake_feats = extract_features(fake_paths, cfg, "features (fake)")
+        seconds["features"] = time.perf_counter() - start
+        dist, curves, dist_skipped = distribution_metrics(cfg, real_feats, fake_feats)
+        metrics.update(dist)
+        skipped.update(dist_skipped)
+    else:
+        _, _, dist_skipped = distribution_metrics(cfg, [], [])
+        skipped.update(dist_skipped)
+
+    plots = {}
+    if curves:
+        plots["sliding_windows"] = plot_curves(cfg.out / "sliding_windows.png", curves).name
+    plots["motion_magnitude"] = plot_magnitudes(cfg.out / "motion_magnitude.png", magnitude_maps["fake"],
+                                                magnitude_maps["real"]).name
+    if "true_amplitude_px" in per_frequency:
+        frames, fps = read_video(fake_paths[0], max_frames=cfg.max_frames)
+        freqs = frequencies_hz(len(per_frequency["true_amplitude_px"]), len(frames), fps)
+        per_frequency["frequency_hz"] = freqs.tolist()
+        labels = {"true_amplitude_px": "ground truth", "fake_amplitude_px": "generated (flow of fake videos)",
+                  "real_amplitude_px": "real videos' flow", "fake_amplitude_error_px": "|error| generated",
+                  "real_amplitude_error_px": "|error| real videos' flow (floor)"}
+        plots["amplitude_spectra"] = plot_spectra(
+            cfg.out / "amplitude_spectra.png",
+            {label: np.asarray(per_frequency[key]) for key, label in labels.items() if key in per_frequency},
+            freqs, "Oscillation amplitude per frequency, mean over pixels").name
+
+    report = {
+        "inputs": {"real": str(cfg.real), "fake": str(cfg.fake), "gt": str(cfg.gt) if cfg.gt else None,
+                   "num_real": len(real_paths), "num_fake": len(fake_paths),
+                   "crop": f"{cfg.crop_width}x{cfg.crop_height}", "flow": cfg.flow,
+                   "inception": str(cfg.inception) if cfg.inception else None,
+                   "i3d": str(cfg.i3d) if cfg.i3d else None, "dt_i3d": str(cfg.dt_i3d) if cfg.dt_i3d else None},
+        "metrics": metrics, "per_frequency": per_frequency, "curves": curves, "skipped": skipped,
+        "seconds": seconds, "plots": plots,
+    }
+    (cfg.out / "metrics.json").write_text(json.dumps(_finite(report), indent=1))
+    if cfg.mlflow_uri:
+        report["mlflow_run_id"] = log_to_mlflow(cfg, report)
+        (cfg.out / "metrics.json").write_text(json.dumps(_finite(report), indent=1))
+    return report
+
+
+def _finite(value: Any) -> Any:
+    """The report with NaN/inf floats as ``null`` (strict JSON) and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
