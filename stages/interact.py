@@ -9,6 +9,7 @@ the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames ren
 """
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def predict_motion(model: str | Path, image: np.ndarray, steps: int = 50, guidan
                    callback: Callable[[int, int], None] | None = None) -> MotionSource:
     """Sample the motion of ``image (H, W, 3)`` uint8 with a trained bundle (§4.2): DDIM + CFG.
 
-    ``callback(step, total)`` is called as denoising proceeds when the pipeline supports it.
+    ``callback(step, total)`` is passed on to the pipeline when its ``__call__`` takes one (progress).
     """
     import torch
     import torch.nn.functional as F
@@ -72,7 +73,8 @@ def predict_motion(model: str | Path, image: np.ndarray, steps: int = 50, guidan
     height, width = pipe.sample_size
     photo = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
     photo = F.interpolate(photo, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    kwargs = {"callback": callback} if callback is not None else {}
+    accepts_callback = "callback" in inspect.signature(pipe.__call__).parameters
+    kwargs = {"callback": callback} if callback is not None and accepts_callback else {}
     with torch.no_grad():
         spectral = pipe(photo, num_frames=int(meta["num_frames"]), num_inference_steps=steps, guidance_scale=guidance,
                         seed=seed, **kwargs)

@@ -1,0 +1,36 @@
+"""`gid serve`: the local web page where a person pokes a photo and watches it respond."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        model: Path = typer.Option(None, help="Trained model bundle (from `gid train`) that predicts the motion of "
+                                              "uploaded photos; without it, upload a spectral volume with each photo."),
+        host: str = typer.Option("127.0.0.1", help="Address to bind; the default serves only this machine "
+                                                   "(0.0.0.0 exposes it to your network)."),
+        port: int = typer.Option(8000, help="TCP port."),
+        examples: int = typer.Option(4, help="Synthetic example scenes (exact motion) offered in the page."),
+        work_side: int = typer.Option(256, help="Long side (px) of the image animated in the page; larger is "
+                                                "sharper and slower."),
+        max_upload_mb: float = typer.Option(20.0, help="Largest upload accepted, in MB."),
+        max_megapixels: float = typer.Option(40.0, help="Largest photo accepted, in megapixels (checked before decoding)."),
+        spectral_frames: int = typer.Option(150, help="T of the clips uploaded spectral volumes were computed from."),
+        spectral_fps: float = typer.Option(30.0, help="Frame rate of those clips."),
+        steps: int = typer.Option(50, help="With --model: DDIM denoising steps per photo."),
+        guidance: float = typer.Option(1.75, help="With --model: classifier-free guidance weight w."),
+        seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
+    ) -> None:
+        """Serve a page to upload or choose a photo, drag on it to apply a force, and play its loop."""
+        from gid.stages.serve import ServeConfig, serve as run
+
+        cfg = ServeConfig(model=model, examples=examples, work_side=work_side,
+                          max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+                          spectral_frames=spectral_frames, spectral_fps=spectral_fps, steps=steps,
+                          guidance=guidance, seed=seed)
+        typer.echo(f"gid serve: open http://{host}:{port}/ (Ctrl+C stops it)")
+        run(cfg, host=host, port=port)

@@ -1,0 +1,265 @@
+// gid serve: poke a photo in the browser. The server sends the working image and the image-space
+// modal basis once; everything interactive happens here (see stages/serve.py for the design):
+//   modes    phi_k (complex, per pixel, x and y) and omega_k (rad/s), k = 1 … M
+//   poke     semi-implicit Euler with sub-steps (same scheme as gid.pipeline.dynamics):
+//            v <- (1 - 2 xi w h) v - h w^2 q ;  q <- q + h v,   w h max(1, xi) <= 0.002
+//   loop     q_k = amplify * exp(i w_k tau * speed)  (the predicted motion, §4.1)
+//   warp     displacement D(p) = Re sum_k phi_k(p) q_k; frame(p) = photo(p - D(p)), bilinear
+//            (a backward-warp approximation of the forward warp `gid interact` renders).
+"use strict";
+
+const ACCURACY = 0.002;  // largest omega * h * max(1, xi) per sub-step
+const REST_PX = 0.02;    // the poke is "at rest" when no pixel moves by more than this
+
+/** Advance modal coordinates (re/im arrays) by dt seconds; returns the number of sub-steps. */
+function advance(q, v, omega, xi, dt) {
+  const M = omega.length;
+  const wmax = Math.max(...omega);
+  const n = Math.max(1, Math.ceil(wmax * dt * Math.max(1, xi) / ACCURACY));
+  const h = dt / n;
+  for (let k = 0; k < M; k++) {
+    const w = omega[k], c = 1 - 2 * xi * w * h, w2h = h * w * w;
+    let qr = q[2 * k], qi = q[2 * k + 1], vr = v[2 * k], vi = v[2 * k + 1];
+    for (let s = 0; s < n; s++) {
+      vr = c * vr - w2h * qr; vi = c * vi - w2h * qi;
+      qr += h * vr; qi += h * vi;
+    }
+    q[2 * k] = qr; q[2 * k + 1] = qi; v[2 * k] = vr; v[2 * k + 1] = vi;
+  }
+  return n;
+}
+
+/** Displacement (dx, dy) of every pixel for modal coordinates q (re/im pairs); returns max |D|. */
+function displacement(scene, q, dx, dy) {
+  const { phi, M, P } = scene;
+  dx.fill(0); dy.fill(0);
+  for (let k = 0; k < M; k++) {
+    const qr = q[2 * k], qi = q[2 * k + 1];
+    if (qr === 0 && qi === 0) continue;
+    const base = 4 * k * P;
+    for (let p = 0; p < P; p++) {
+      dx[p] += qr * phi[base + p] - qi * phi[base + P + p];
+      dy[p] += qr * phi[base + 2 * P + p] - qi * phi[base + 3 * P + p];
+    }
+  }
+  let peak = 0;
+  for (let p = 0; p < P; p++) peak = Math.max(peak, Math.abs(dx[p]), Math.abs(dy[p]));
+  return peak;
+}
+
+/** frame(p) = photo(p - D(p)) with bilinear sampling, edges clamped. */
+function warp(scene, dx, dy, out) {
+  const { W, H, src } = scene;
+  const o = out.data;
+  for (let y = 0, p = 0; y < H; y++) {
+    for (let x = 0; x < W; x++, p++) {
+      const sx = Math.min(W - 1, Math.max(0, x - dx[p])), sy = Math.min(H - 1, Math.max(0, y - dy[p]));
+      const x0 = Math.min(W - 2, Math.floor(sx)), y0 = Math.min(H - 2, Math.floor(sy));
+      const ax = sx - x0, ay = sy - y0;
+      const i00 = 4 * (y0 * W + x0), i01 = i00 + 4, i10 = i00 + 4 * W, i11 = i10 + 4;
+      for (let c = 0; c < 3; c++) {
+        o[4 * p + c] = (1 - ay) * ((1 - ax) * src[i00 + c] + ax * src[i01 + c]) + ay * ((1 - ax) * src[i10 + c] + ax * src[i11 + c]);
+      }
+      o[4 * p + 3] = 255;
+    }
+  }
+}
+
+/** Static deflection that moves pixel (x, y) by (ux, uy): q_k = conj(phi_k(p)) . C^+ u / w_k^2. */
+function pullState(scene, x, y, ux, uy, q) {
+  const { phi, M, P, W, omega } = scene;
+  const p = Math.round(y) * W + Math.round(x);
+  let cxx = 0, cxy = 0, cyy = 0;
+  for (let k = 0; k < M; k++) {
+    const b = 4 * k * P, ax = phi[b + p], bx = phi[b + P + p], ay = phi[b + 2 * P + p], by = phi[b + 3 * P + p];
+    const w2 = omega[k] * omega[k];
+    cxx += (ax * ax + bx * bx) / w2; cxy += (ax * ay + bx * by) / w2; cyy += (ay * ay + by * by) / w2;
+  }
+  // Pseudo-inverse of the symmetric 2x2 compliance (a point that cannot move vertically ignores dy).
+  const tr = cxx + cyy, det = cxx * cyy - cxy * cxy, disc = Math.sqrt(Math.max(0, tr * tr / 4 - det));
+  const l1 = tr / 2 + disc, l2 = tr / 2 - disc;
+  let fx = 0, fy = 0;
+  const eig = (l) => {  // unit eigenvector of eigenvalue l
+    let ex = cxy, ey = l - cxx;
+    if (Math.hypot(ex, ey) < 1e-30) { ex = l - cyy; ey = cxy; }
+    if (Math.hypot(ex, ey) < 1e-30) { ex = 1; ey = 0; if (Math.abs(l - cyy) < Math.abs(l - cxx)) { ex = 0; ey = 1; } }
+    const n = Math.hypot(ex, ey); return [ex / n, ey / n];
+  };
+  for (const l of [l1, l2]) {
+    if (l <= 1e-9 * l1 || l <= 0) continue;
+    const [ex, ey] = eig(l), s = (ex * ux + ey * uy) / l;
+    fx += s * ex; fy += s * ey;
+  }
+  for (let k = 0; k < M; k++) {
+    const b = 4 * k * P, w2 = omega[k] * omega[k];
+    q[2 * k] = (phi[b + p] * fx + phi[b + 2 * P + p] * fy) / w2;
+    q[2 * k + 1] = -(phi[b + P + p] * fx + phi[b + 3 * P + p] * fy) / w2;
+  }
+}
+
+// ------------------------------------------------------------------------------------- the page
+
+const $ = (id) => document.getElementById(id);
+let scene = null;
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function api(url, options) {
+  const res = await fetch(url, options);
+  if (!res.ok) {
+    let detail = `${res.status} ${res.statusText}`;
+    try { const body = await res.json(); detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail); } catch (_) { /* not JSON */ }
+    throw new Error(detail);
+  }
+  return res;
+}
+
+async function waitForMotion(pid) {
+  $("progress-row").hidden = false;
+  for (;;) {
+    const info = await (await api(`/api/photos/${pid}`)).json();
+    $("progress").value = info.progress;
+    $("status").textContent = info.state === "running" ? `predicting the motion of ${info.name}…` : info.state;
+    if (info.state === "ready") return info;
+    if (info.state === "error") throw new Error(info.message);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function load(pid) {
+  showError("");
+  scene = null;
+  const info = await waitForMotion(pid);
+  const [png, bin] = await Promise.all([api(`/api/photos/${pid}/image.png`), api(`/api/photos/${pid}/basis.bin`)]);
+  const bitmap = await createImageBitmap(await png.blob());
+  const W = info.width, H = info.height, P = W * H;
+  const off = new OffscreenCanvas(W, H).getContext("2d");
+  off.drawImage(bitmap, 0, 0);
+  const phi = new Float32Array(await bin.arrayBuffer());
+  if (phi.length !== info.modes * 4 * P) throw new Error(`modal basis has ${phi.length} values, expected ${info.modes * 4 * P}`);
+  const M = info.modes;
+  scene = {
+    pid, W, H, P, M, phi, omega: Float64Array.from(info.omega), src: off.getImageData(0, 0, W, H).data,
+    q: new Float64Array(2 * M), v: new Float64Array(2 * M), loopQ: new Float64Array(2 * M),
+    dx: new Float32Array(P), dy: new Float32Array(P), loopDx: new Float32Array(P), loopDy: new Float32Array(P),
+    moving: false, drag: null, tau: 0,
+  };
+  for (const id of ["poke", "loop"]) { $(id).width = W; $(id).height = H; }
+  scene.pokeOut = $("poke").getContext("2d").createImageData(W, H);
+  scene.loopOut = $("loop").getContext("2d").createImageData(W, H);
+  drawPoke();
+  $("panels").hidden = false;
+  $("status").textContent = `${info.name}: ${M} modes, ${W}×${H}`;
+  setPokeState("at rest");
+}
+
+function setPokeState(text) { $("poke-state").textContent = text; $("poke").dataset.state = text; }
+
+function drawPoke() {
+  const peak = displacement(scene, scene.q, scene.dx, scene.dy);
+  warp(scene, scene.dx, scene.dy, scene.pokeOut);
+  $("poke").getContext("2d").putImageData(scene.pokeOut, 0, 0);
+  return peak;
+}
+
+function drawLoop() {
+  const amp = parseFloat($("amplify").value);
+  for (let k = 0; k < scene.M; k++) {
+    const a = scene.omega[k] * scene.tau;
+    scene.loopQ[2 * k] = amp * Math.cos(a); scene.loopQ[2 * k + 1] = amp * Math.sin(a);
+  }
+  displacement(scene, scene.loopQ, scene.loopDx, scene.loopDy);
+  warp(scene, scene.loopDx, scene.loopDy, scene.loopOut);
+  $("loop").getContext("2d").putImageData(scene.loopOut, 0, 0);
+}
+
+let last = null;
+function frame(now) {
+  const dt = last === null ? 0 : Math.min(0.05, (now - last) / 1000);
+  last = now;
+  if (scene) {
+    if (scene.moving && !scene.drag && dt > 0) {
+      advance(scene.q, scene.v, scene.omega, parseFloat($("damping").value), dt);
+      if (drawPoke() < REST_PX) {
+        scene.q.fill(0); scene.v.fill(0); scene.moving = false;
+        drawPoke();
+        setPokeState("at rest");
+      }
+    }
+    scene.tau += dt * parseFloat($("speed").value);
+    drawLoop();
+  }
+  requestAnimationFrame(frame);
+}
+
+function imagePoint(event) {
+  const r = $("poke").getBoundingClientRect();
+  return [Math.min(scene.W - 1, Math.max(0, (event.clientX - r.left) * scene.W / r.width)),
+          Math.min(scene.H - 1, Math.max(0, (event.clientY - r.top) * scene.H / r.height))];
+}
+
+function setUp() {
+  const poke = $("poke");
+  poke.addEventListener("pointerdown", (e) => {
+    if (!scene) return;
+    poke.setPointerCapture(e.pointerId);
+    scene.drag = imagePoint(e);
+    setPokeState("pulled");
+  });
+  poke.addEventListener("pointermove", (e) => {
+    if (!scene || !scene.drag) return;
+    const [x, y] = imagePoint(e);
+    pullState(scene, scene.drag[0], scene.drag[1], x - scene.drag[0], y - scene.drag[1], scene.q);
+    scene.v.fill(0);
+    drawPoke();
+  });
+  const release = () => {
+    if (!scene || !scene.drag) return;
+    scene.drag = null; scene.moving = true;
+    setPokeState("moving");
+  };
+  poke.addEventListener("pointerup", release);
+  poke.addEventListener("pointercancel", release);
+
+  for (const id of ["damping", "amplify", "speed"]) {
+    const update = () => { $(`${id}-value`).textContent = parseFloat($(id).value).toFixed(id === "damping" ? 2 : 1); };
+    $(id).addEventListener("input", update);
+    update();
+  }
+
+  $("upload-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    showError("");
+    const photo = $("photo-file").files[0];
+    if (!photo) { showError("choose a photo file first"); return; }
+    const form = new FormData();
+    form.append("photo", photo);
+    if ($("spectral-file").files[0]) form.append("spectral", $("spectral-file").files[0]);
+    try {
+      const { id } = await (await api("/api/photos", { method: "POST", body: form })).json();
+      await load(id);
+    } catch (err) { showError(err.message); $("progress-row").hidden = true; }
+  });
+
+  api("/api/config").then((r) => r.json()).then((cfg) => {
+    for (let i = 0; i < cfg.examples; i++) {
+      const b = document.createElement("button");
+      b.textContent = `example scene ${i + 1}`;
+      b.dataset.example = i;
+      b.addEventListener("click", async () => {
+        try {
+          const { id } = await (await api(`/api/examples/${i}`, { method: "POST" })).json();
+          await load(id);
+        } catch (err) { showError(err.message); }
+      });
+      $("examples").appendChild(b);
+    }
+  }).catch((err) => showError(`cannot reach the gid server: ${err.message}`));
+  requestAnimationFrame(frame);
+}
+
+window.gid = { advance, displacement, pullState, get scene() { return scene; } };
+setUp();
