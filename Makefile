@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test demo bench clean
+.PHONY: install browser test demo bench clean
 
 install: $(STAMP)
 
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-test: install
+# The browser tests (tests/test_serve_browser.py) drive Debian's chromium through Playwright, which
+# cannot download a browser of its own here: apt-get installs it, only when it is missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+
+test: install browser
 	$(PY) -m pytest -q
 
 demo: install
