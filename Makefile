@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 # cannot download a browser of its own here: apt-get installs it, only when it is missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
-	test -x /usr/bin/chromium || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
+	test -x /usr/bin/chromium || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 test: install browser
 	$(PY) -m pytest -q
