@@ -261,5 +261,5 @@ function setUp() {
   requestAnimationFrame(frame);
 }
 
-window.gid = { advance, displacement, pullState, get scene() { return scene; } };
+window.gid = { advance, displacement, warp, pullState, get scene() { return scene; } };
 setUp();
