@@ -9,8 +9,6 @@ the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames ren
 """
 from __future__ import annotations
 
-import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,33 +51,38 @@ def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float)
     return MotionSource(spectral.astype(np.float32), int(num_frames), float(fps))
 
 
-def predict_motion(model: str | Path, image: np.ndarray, steps: int = 50, guidance: float = 1.75, seed: int = 0,
-                   callback: Callable[[int, int], None] | None = None) -> MotionSource:
-    """Sample the motion of ``image (H, W, 3)`` uint8 with a trained bundle (§4.2): DDIM + CFG.
-
-    ``callback(step, total)`` is passed on to the pipeline when its ``__call__`` takes one (progress).
-    """
-    import torch
-    import torch.nn.functional as F
-
+def load_motion_model(model: str | Path):
+    """The bundle's :class:`gid.pipeline.motion_pipeline.MotionPipeline` (clear errors for a bad folder)."""
     from gid.pipeline.motion_pipeline import MotionPipeline
 
-    model = Path(model)
-    meta_path = model / "bundle.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{model}: not a model bundle (no bundle.json); train one with `gid train vae|motion --out DIR`")
-    meta = json.loads(meta_path.read_text())
-    pipe = MotionPipeline.from_bundle(model)
-    height, width = pipe.sample_size
-    photo = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
-    photo = F.interpolate(photo, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
-    accepts_callback = "callback" in inspect.signature(pipe.__call__).parameters
-    kwargs = {"callback": callback} if callback is not None and accepts_callback else {}
-    with torch.no_grad():
-        spectral = pipe(photo, num_frames=int(meta["num_frames"]), num_inference_steps=steps, guidance_scale=guidance,
-                        seed=seed, **kwargs)
-    spectral = torch.as_tensor(spectral)[0].float().cpu().numpy()
-    return check_spectral(spectral, str(model), int(meta["num_frames"]), float(meta["fps"]))
+    return MotionPipeline.from_bundle(model)
+
+
+def predict_motion(pipe, image: np.ndarray, steps: int = 50, guidance: float = 1.75, seed: int = 0,
+                   callback: Callable[[int, int], None] | None = None) -> MotionSource:
+    """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded MotionPipeline (§4.2: DDIM + CFG).
+
+    ``callback(step, total)`` reports denoising progress: it counts the U-Net's forward passes
+    (one per DDIM step, guidance batched) through a forward hook, removed afterwards.
+    """
+    import torch
+
+    photo = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0
+    calls = 0
+
+    def count(*_args) -> None:
+        nonlocal calls
+        calls += 1
+        if callback is not None:
+            callback(min(calls, steps), steps)
+
+    handle = pipe.unet.register_forward_hook(count)
+    try:
+        spectral = pipe(photo, num_inference_steps=steps, guidance_scale=guidance, seed=seed, progress=callback is None)
+    finally:
+        handle.remove()
+    return check_spectral(torch.as_tensor(spectral)[0].float().cpu().numpy(), "predicted motion", pipe.num_frames,
+                          pipe.fps)
 
 
 @dataclass
@@ -141,7 +144,7 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     if cfg.spectral is not None:
         source = load_spectral(cfg.spectral, cfg.spectral_frames, cfg.spectral_fps)
     else:
-        source = predict_motion(cfg.model, image, cfg.steps, cfg.guidance, cfg.seed)
+        source = predict_motion(load_motion_model(cfg.model), image, cfg.steps, cfg.guidance, cfg.seed)
     spectral = resize_spectral(source.spectral, image.shape[:2])
     vector = np.array(cfg.force if cfg.force is not None else cfg.pull, dtype=np.float64) * (sx, sy)
     if cfg.pull is not None:

@@ -149,6 +149,7 @@ def create_app(cfg: ServeConfig | None = None):
     cfg = cfg or ServeConfig()
     app = FastAPI(title="gid serve", description="Poke a photo and watch it respond (Generative Image Dynamics §6).")
     photos: OrderedDict[str, Photo] = OrderedDict()
+    models: dict[str, Any] = {}
     jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gid-motion")
     app.state.photos, app.state.jobs, app.state.config = photos, jobs, cfg
 
@@ -206,13 +207,15 @@ def create_app(cfg: ServeConfig | None = None):
         if source is not None:
             run(entry, lambda _p: source)
         else:
-            from gid.stages.interact import predict_motion
+            from gid.stages.interact import load_motion_model, predict_motion
 
             def predict(p: Photo):
                 def callback(step: int, total: int) -> None:
                     p.progress = step / max(total, 1)
 
-                return predict_motion(cfg.model, p.image, cfg.steps, cfg.guidance, cfg.seed, callback)
+                if "pipe" not in models:  # loaded once, in the job thread, on first use
+                    models["pipe"] = load_motion_model(cfg.model)
+                return predict_motion(models["pipe"], p.image, cfg.steps, cfg.guidance, cfg.seed, callback)
 
             run(entry, predict)
         return {"id": pid, "width": image.shape[1], "height": image.shape[0]}

@@ -1,0 +1,96 @@
+"""`gid interact --model` and `gid serve --model` with a small randomly initialised bundle."""
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+STEPS, T = 3, 32
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A random tiny-preset bundle written through the agreed save_pretrained APIs."""
+    import torch
+    from diffusers import DDIMScheduler
+
+    from gid.pipeline.motion_pipeline import write_bundle_info
+    from gid.pipeline.motion_presets import get_preset
+    from gid.pipeline.normalize import save_scales
+    from gid.pipeline.unet import MotionUNet
+    from gid.pipeline.vae import SpectralVAE
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("bundle")
+    preset = get_preset("tiny")
+    width, height = preset.size
+    vae = SpectralVAE(**preset.vae)
+    factor = vae.latent_factor
+    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=16,
+                      **{k: v for k, v in preset.unet.items() if k != "freq_attention_heads"})
+    vae.save_pretrained(out / "vae")
+    unet.save_pretrained(out / "unet")
+    DDIMScheduler(num_train_timesteps=1000).save_pretrained(out / "scheduler")
+    save_scales(out / "freq_scales.json", np.linspace(2.0, 0.1, 16))
+    write_bundle_info(out, num_frames=T, fps=30.0, num_freqs=16, size=[width, height], latent_factor=factor,
+                      preset="tiny")
+    return out
+
+
+@pytest.fixture(scope="module")
+def photo_png():
+    rng = np.random.default_rng(0)
+    base = np.linspace(0, 255, 80)[None, :, None] * np.ones((60, 1, 3))
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(base + rng.normal(0, 20, (60, 80, 3)), 0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_predicted_motion_is_the_pipelines_with_progress(bundle, photo_png):
+    import torch
+
+    from gid.pipeline.motion_pipeline import MotionPipeline
+    from gid.stages.interact import load_motion_model, predict_motion
+
+    image = np.asarray(Image.open(io.BytesIO(photo_png)))
+    steps = []
+    source = predict_motion(load_motion_model(bundle), image, STEPS, seed=4, callback=lambda s, n: steps.append((s, n)))
+    assert steps == [(s, STEPS) for s in range(1, STEPS + 1)]
+    pipe = MotionPipeline.from_bundle(bundle)
+    expected = pipe(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, num_inference_steps=STEPS, seed=4,
+                    progress=False)[0].numpy()
+    np.testing.assert_allclose(source.spectral, expected, rtol=1e-5, atol=1e-6)
+    assert (source.num_frames, source.fps) == (T, 30.0) and source.spectral.shape[:2] == (16, 4)
+
+
+def test_serve_predicts_uploaded_photos(bundle, photo_png):
+    from fastapi.testclient import TestClient
+
+    from gid.stages.serve import ServeConfig, create_app
+
+    with TestClient(create_app(ServeConfig(model=bundle, examples=0, work_side=64, steps=STEPS))) as client:
+        assert client.get("/api/config").json()["model"] is True
+        res = client.post("/api/photos", files={"photo": ("p.png", photo_png, "image/png")})
+        assert res.status_code == 200, res.text
+        pid = res.json()["id"]
+        for _ in range(600):
+            info = client.get(f"/api/photos/{pid}").json()
+            if info["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert info["state"] == "ready", info
+        assert info["progress"] == 1.0 and info["modes"] == 15
+        basis = np.frombuffer(client.get(f"/api/photos/{pid}/basis.bin").content, "<f4")
+        assert basis.size == 15 * 4 * 48 * 64 and np.isfinite(basis).all() and np.abs(basis).max() > 0
+
+
+def test_interact_with_a_model(bundle, photo_png, tmp_path):
+    from gid.datasets.video import read_video
+    from gid.stages.interact import InteractConfig, interact
+
+    (tmp_path / "p.png").write_bytes(photo_png)
+    out = interact(InteractConfig(image=tmp_path / "p.png", out=tmp_path / "o.mp4", model=bundle, steps=STEPS,
+                                  point=(40, 30), pull=(3, 0), frames=6), progress=False)
+    frames, _ = read_video(out)
+    assert frames.shape == (6, 60, 80, 3)
