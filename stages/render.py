@@ -25,6 +25,7 @@ Output layout::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -86,6 +87,10 @@ class RenderConfig:
             if not (Path(self.model) / "bundle.json").is_file():
                 raise FileNotFoundError(f"{self.model}: not a model bundle (no bundle.json); train one with "
                                         "`gid train vae|motion --out DIR`")
+            num_freqs = int(json.loads((Path(self.model) / "bundle.json").read_text()).get("num_freqs", 16))
+            if self.frames < 2 * (num_freqs - 1):
+                raise ValueError(f"--frames {self.frames} cannot hold the model's {num_freqs} frequencies; "
+                                 f"use at least {2 * (num_freqs - 1)}")
         if self.renderer == "learned" and (self.model is None or not (Path(self.model) / "renderer").is_dir()):
             raise FileNotFoundError(f"--renderer learned needs {self.model}/renderer/; train it with "
                                     "`gid train renderer --out BUNDLE`")
@@ -247,7 +252,7 @@ class MotionRenderer:
         if not self.cfg.spectral:
             from gid.pipeline.motion_pipeline import MotionPipeline
 
-            self.pipe = MotionPipeline.from_bundle(self.cfg.model).to(self.device)
+            self.pipe = MotionPipeline.from_bundle(self.cfg.model, device=self.device)
         self.frame_renderer = None
         learned = self.cfg.model is not None and (Path(self.cfg.model) / "renderer").is_dir()
         if self.cfg.renderer == "learned" or (self.cfg.renderer == "auto" and learned):
@@ -257,18 +262,17 @@ class MotionRenderer:
             self.frame_renderer.eval()
 
     def _sample(self, images: list[np.ndarray]) -> list["torch.Tensor"]:
-        """Spectral volumes ``(K, 4, h', w')`` (pixels at the model's resolution) for a list of photos."""
+        """Spectral volumes ``(K, 4, h', w')`` (pixels at the model's resolution) for a list of photos,
+        sampled in one call: photos of any size are brought to the model's ``(h', w')`` first."""
         import torch
         import torch.nn.functional as F
 
-        height, width = self.pipe.sample_size
-        batch = torch.cat([F.interpolate(torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0, size=(height, width),
+        batch = torch.cat([F.interpolate(torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0, size=self.pipe.size,
                                          mode="bilinear", align_corners=False, antialias=True) for im in images])
-        with torch.no_grad():
-            spec = self.pipe(batch.to(self.device), num_frames=self.cfg.frames,
-                             num_inference_steps=self.cfg.num_inference_steps, guidance_scale=self.cfg.guidance_scale,
-                             loop=self.cfg.loop, amplify=self.cfg.amplify, seed=self.cfg.seed)
-        return list(torch.as_tensor(spec).float())
+        spec = self.pipe(batch.clamp(0, 1), num_frames=self.cfg.frames, num_inference_steps=self.cfg.num_inference_steps,
+                         guidance_scale=self.cfg.guidance_scale, loop=self.cfg.loop, amplify=self.cfg.amplify,
+                         seed=self.cfg.seed, batch_size=len(images), progress=False)
+        return list(spec.float())
 
     def _render(self, image: np.ndarray, spec: "torch.Tensor") -> np.ndarray:
         """One photo ``(H, W, 3)`` and its motion ``(K, 4, h, w)`` → frames ``(T, H, W, 3)`` uint8."""
