@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
         pull: str = typer.Option(None, help="DX,DY: drag the point this many pixels and let go (the web page's "
                                             "drag). Give this or --force."),
         model: Path = typer.Option(None, help="Trained model bundle (from `gid train`) that predicts the photo's motion."),
-        spectral: Path = typer.Option(None, help="Use this spectral volume (K,4,H,W) .npy instead of a model, e.g. "
-                                                 "ground truth from `gid synth` (any size: it is resized to the photo)."),
+        spectral: Path = typer.Option(None, help="Use this spectral volume (K,4,H,W) .npy instead of a model, or a "
+                                                 "`gid synth` gt/*.npz (its exact motion); any size: it is resized "
+                                                 "to the photo."),
         spectral_frames: int = typer.Option(150, help="T of the clip --spectral was computed from (defines the mode "
                                                       "frequencies k·fps/T)."),
         spectral_fps: float = typer.Option(30.0, help="Frame rate of the clip --spectral was computed from."),

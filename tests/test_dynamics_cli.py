@@ -85,3 +85,20 @@ def test_broken_spectral_file_is_named(scene, tmp_path):
     res = gid("interact", root / "photo.png", "--out", tmp_path / "o.mp4", "--spectral", bad, "--point", "3,3",
               "--pull", "1,1")
     assert res.returncode == 2 and "bad.npy: not a .npy array" in res.stderr
+
+
+def test_synth_ground_truth_npz_is_accepted(synth_small, tmp_path):
+    """`gid synth`'s gt/*.npz holds the exact spectral volume and frame 0: poke it directly."""
+    from gid.datasets.synthetic import load_ground_truth
+    from gid.stages.interact import load_spectral
+
+    gt_path = sorted((synth_small / "gt").glob("*.npz"))[0]
+    source = load_spectral(gt_path, num_frames=48)
+    np.testing.assert_array_equal(source.spectral, load_ground_truth(gt_path)["spectral"])
+    Image.fromarray(load_ground_truth(gt_path)["frame0"]).save(tmp_path / "f.png")
+    res = gid("interact", tmp_path / "f.png", "--out", tmp_path / "o.mp4", "--spectral", gt_path, "--spectral-frames",
+              48, "--point", "30,20", "--force", "0,5", "--frames", 3)
+    assert res.returncode == 0, res.stderr
+    np.savez(tmp_path / "other.npz", flow=np.zeros(3))
+    with pytest.raises(ValueError, match="has no 'spectral' array"):
+        load_spectral(tmp_path / "other.npz")
