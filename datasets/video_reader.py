@@ -73,7 +73,8 @@ def open_container(source: str):
             filesystem, path = fs.FileSystem.from_uri(source)
             return av.open(filesystem.open_input_file(path))
         if not Path(source).is_file():
-            raise VideoError("open", f"{source}: no such file")
+            pattern = any(c in source for c in "*?[")
+            raise VideoError("open", f"{source}: {'a pattern that matched no file' if pattern else 'no such file'}")
         return av.open(source)
     except VideoError:
         raise

@@ -7,15 +7,17 @@ OpenCV methods here are coarse-to-fine on an image pyramid:
 - ``dis`` (default): Dense Inverse Search (Kroeger et al. 2016), preset ``fast`` — 0.73 ms per
   pair at 256×160 on one core;
 - ``dis-medium``: DIS preset ``medium``, ~5× slower and more accurate on fine structure;
-- ``farneback``: polynomial expansion (Farnebäck 2003), ~10× slower than ``dis``.
+- ``farneback``: polynomial expansion (Farnebäck 2003), ~10× slower than ``dis``;
+- ``torchscript:PATH``: any flow network (RAFT, GMFlow, …) exported with ``torch.jit.save`` to a
+  local file, run in batches on the GPU when there is one (nothing is downloaded).
 
-Methods live in a registry (:func:`register_flow`, :func:`make_flow`), so a GPU flow network whose
-weights load from a local path can be added without touching the pipeline: subclass
-:class:`FlowMethod`, implement :meth:`FlowMethod.pairs`, register a factory under a name and pass
-``--flow NAME``.
+Methods live in a registry (:func:`register_flow`, :func:`make_flow`), so other estimators can be
+added without touching the pipeline: subclass :class:`FlowMethod`, implement
+:meth:`FlowMethod.pairs`, register a factory under a name and pass ``--flow NAME``.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -69,6 +71,43 @@ class OpenCVFlow(FlowMethod):
         return out
 
 
+class TorchScriptFlow(FlowMethod):
+    """A TorchScript flow network from a local file.
+
+    The module is called as ``net(source, target)`` on ``(N, 3, H, W)`` float32 RGB in [0, 1] and must
+    return ``(N, 2, H, W)`` flow in pixels (the RAFT convention). ``device``: default CUDA if available.
+    """
+
+    def __init__(self, path: str | Path, device: str | None = None, batch_size: int = 16) -> None:
+        import torch
+
+        self.name, path = f"torchscript:{path}", Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"--flow torchscript:{path}: no such file; export the network with torch.jit.save")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self.net = torch.jit.load(str(path), map_location=self.device).eval()
+        except RuntimeError as err:
+            raise ValueError(f"--flow torchscript:{path}: not a TorchScript file ({str(err).splitlines()[0]})") from None
+        self.batch_size = batch_size
+
+    def pairs(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        import torch
+
+        def tensor(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(sources), self.batch_size):
+                flow = self.net(tensor(sources[i:i + self.batch_size]), tensor(targets[i:i + self.batch_size]))
+                expected = (min(self.batch_size, len(sources) - i), 2, *sources.shape[1:3])
+                if tuple(flow.shape) != expected:
+                    raise ValueError(f"{self.name} returned flow of shape {tuple(flow.shape)}, expected {expected}")
+                out.append(flow.float().cpu().numpy())
+        return np.concatenate(out)
+
+
 def _dis(preset: int) -> Callable[[], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     def factory():
         dis = cv2.DISOpticalFlow_create(preset)
@@ -95,11 +134,13 @@ def register_flow(name: str, factory: Callable[..., FlowMethod]) -> None:
 
 
 def flow_methods() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_REGISTRY) + ["torchscript:PATH"]
 
 
 def make_flow(name: str = "dis", **kwargs) -> FlowMethod:
-    """The flow method registered as ``name`` (``dis``, ``dis-medium``, ``farneback``, …)."""
+    """The flow method registered as ``name`` (``dis``, ``dis-medium``, ``farneback``, ``torchscript:PATH``, …)."""
+    if name.startswith("torchscript:"):
+        return TorchScriptFlow(name.split(":", 1)[1], **kwargs)
     if name not in _REGISTRY:
         raise ValueError(f"--flow {name!r} is not a known flow method; choose one of {', '.join(flow_methods())}")
     cv2.setNumThreads(1)

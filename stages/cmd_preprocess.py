@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         num_freqs: int = typer.Option(16, help="K, frequencies kept in each spectral volume."),
         size: str = typer.Option("256x160", help="WIDTHxHEIGHT of clips (frames are scaled to cover it and centre-cropped)."),
         fps: float = typer.Option(30.0, help="Frame rate clips are resampled to."),
-        flow: str = typer.Option("dis", help="Optical flow: dis (DIS fast), dis-medium, farneback."),
+        flow: str = typer.Option("dis", help="Optical flow: dis (DIS fast), dis-medium, farneback, or torchscript:PATH (a flow net saved with torch.jit.save)."),
         target_frames: int = typer.Option(0, help="Also store N random frames per clip with their flow (renderer training)."),
         workers: int = typer.Option(0, help="Flow actors; 0 = one per CPU of the Ray cluster."),
         num_cpus: int = typer.Option(None, help="CPUs for a local Ray (default: all); ignored with --address."),

@@ -262,42 +262,53 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     from tqdm import tqdm
 
     context = rd.DataContext.get_current()
+    saved = context.enable_progress_bars, context.target_max_block_size
     context.enable_progress_bars = False  # one bar for the whole run (videos), below
+    # One decoded clip per block, so clips spread evenly over the actors even when videos are few.
+    context.target_max_block_size = cfg.num_frames * cfg.height * cfg.width * 3
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
     workers = workers or max(1, int(cpus))
     decoders = max(1, round(cpus / 4))
     actor_cpus = max(0.1, (cpus - 0.5 * decoders) / workers)
-    ds = rd.from_items([{"source": s} for s in todo], override_num_blocks=len(todo))
-    ds = ds.flat_map(decode_source, fn_kwargs={"spec": cfg.spec()}, num_cpus=0.5,
-                     compute=rd.TaskPoolStrategy(size=decoders))
-    ds = ds.map(MotionStage, fn_constructor_kwargs={"cfg": cfg, "use_gpu": use_gpu}, num_cpus=actor_cpus,
-                num_gpus=(gpus / workers) if gpus else None, compute=rd.ActorPoolStrategy(size=workers))
     bar = tqdm(total=len(todo), unit="video", desc="preprocess", disable=not progress)
-    for row in ds.iter_rows():
-        source, kind = row["source"], row["kind"]
-        if source not in store.open:
-            store.begin(source)
-        if kind == "clip":
-            clip_row, stats = pickle.loads(row["data"])
-            store.add_clip(source, clip_row, stats, None)
-        elif kind == "filtered":
-            store.add_clip(source, None, None, row["reason"])
-        elif kind == "error":
-            store.add_error(source, row["stage"], row["error"], counts_as_clip=True)
-        else:  # end of the file
-            if row["error"]:
-                store.add_error(source, row["stage"], row["error"], counts_as_clip=False)
-            store.end_of_source(source, int(row["num_clips"]))
-        if store.open[source].complete:
-            done = store.finish(source)
-            summary.videos_failed += bool(done.errors)
-            summary.videos_ok += not done.errors
-            summary.clips_written += done.written
-            summary.clips_filtered.update(done.filtered)
-            summary.errors += len(done.errors)
-            bar.update(1)
-            bar.set_postfix(clips=summary.clips_written, filtered=sum(summary.clips_filtered.values()),
-                            failed=summary.videos_failed)
-    bar.close()
+    try:
+        ds = rd.from_items([{"source": s} for s in todo], override_num_blocks=min(len(todo), 10_000))
+        ds = ds.flat_map(decode_source, fn_kwargs={"spec": cfg.spec()}, num_cpus=0.5,
+                         compute=rd.TaskPoolStrategy(size=decoders))
+        ds = ds.map(MotionStage, fn_constructor_kwargs={"cfg": cfg, "use_gpu": use_gpu}, num_cpus=actor_cpus,
+                    num_gpus=(gpus / workers) if gpus else None, compute=rd.ActorPoolStrategy(size=workers))
+        for row in ds.iter_rows():
+            _collect(row, store, summary, bar)
+    finally:
+        bar.close()
+        context.enable_progress_bars, context.target_max_block_size = saved
+
+
+def _collect(row: dict[str, Any], store, summary: Summary, bar) -> None:
+    """Driver side: file one result row with ``store``; publish its source when complete."""
+    source, kind = row["source"], row["kind"]
+    if source not in store.open:
+        store.begin(source)
+    if kind == "clip":
+        clip_row, stats = pickle.loads(row["data"])
+        store.add_clip(source, clip_row, stats, None)
+    elif kind == "filtered":
+        store.add_clip(source, None, None, row["reason"])
+    elif kind == "error":
+        store.add_error(source, row["stage"], row["error"], counts_as_clip=True)
+    else:  # end of the file
+        if row["error"]:
+            store.add_error(source, row["stage"], row["error"], counts_as_clip=False)
+        store.end_of_source(source, int(row["num_clips"]))
+    if store.open[source].complete:
+        done = store.finish(source)
+        summary.videos_failed += bool(done.errors)
+        summary.videos_ok += not done.errors
+        summary.clips_written += done.written
+        summary.clips_filtered.update(done.filtered)
+        summary.errors += len(done.errors)
+        bar.update(1)
+        bar.set_postfix(clips=summary.clips_written, filtered=sum(summary.clips_filtered.values()),
+                        failed=summary.videos_failed)

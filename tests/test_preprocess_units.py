@@ -185,3 +185,22 @@ def test_inputs_expand_from_folders_globs_lists_and_uris(tmp_path):
     assert expand_inputs([(tmp_path / "a").as_uri()]) == [(tmp_path / "a/deep/y.MOV").as_uri(), (tmp_path / "a/x.mp4").as_uri()]
     unmatched = str(tmp_path / "a" / "deep" / "*.mp4")
     assert expand_inputs([unmatched]) == [unmatched]  # kept: it becomes an error record naming the pattern
+
+
+def test_a_torchscript_flow_network_plugs_in_from_a_local_file(tmp_path):
+    """A scripted 'network' with a known answer (flow = 255·(target − source) in R, G) checks layout and scaling."""
+    import torch
+
+    class Difference(torch.nn.Module):
+        def forward(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return 255.0 * (target - source)[:, :2]
+
+    path = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(Difference()), str(path))
+    frames = np.random.default_rng(5).integers(0, 256, (7, 12, 20, 3), dtype=np.uint8)
+    flow = make_flow(f"torchscript:{path}", batch_size=4)
+    traj = flow.trajectories(frames)
+    expected = (frames.astype(np.float32) - frames[0]).transpose(0, 3, 1, 2)[:, :2]
+    np.testing.assert_allclose(traj, expected, atol=1e-3)
+    with pytest.raises(FileNotFoundError, match="torch.jit.save"):
+        make_flow(f"torchscript:{tmp_path / 'none.pt'}")
