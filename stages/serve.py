@@ -100,7 +100,7 @@ def decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     from gid.pipeline.images import load_image
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(name).name
+        path = Path(tmp) / f"upload{Path(name).suffix[:8]}"  # never a path taken from the client
         path.write_bytes(data)
         try:
             return load_image(path, max_pixels=max_pixels)

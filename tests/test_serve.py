@@ -88,6 +88,7 @@ def test_example_scene_carries_its_exact_motion(client):
 
 @pytest.mark.parametrize("files,status,message", [
     ({"photo": ("notes.txt", b"just some text", "text/plain")}, 400, "notes.txt: cannot be read as an image"),
+    ({"photo": ("../..", b"just some text", "image/png")}, 400, "../..: cannot be read as an image"),
     ({"photo": ("big.png", b"x" * 200_001, "image/png")}, 413, "larger than the 0.191 MB upload limit"),
     ({"photo": ("empty.png", b"", "image/png")}, 400, "empty.png is empty"),
     ({"photo": ("tiny.png", png_bytes(4, 4), "image/png")}, 400, "too small"),
