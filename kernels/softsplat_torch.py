@@ -21,44 +21,47 @@ import torch
 from gid.kernels.softsplat_inputs import EPS, work_dtype
 
 
-def _corners(flow: torch.Tensor, dtype: torch.dtype):
+def _corners(flow: torch.Tensor, dtype: torch.dtype, derivatives: bool = False):
     """Bilinear corners of ``p + flow(p)`` for ``flow (B, 2, H, W)``.
 
-    Returns four tuples ``(index, b, db/dFx, db/dFy)`` of ``(B·H·W,)`` tensors; ``index`` points into
-    the flattened ``(B·H·W + 1)`` target table, dropped corners point at the last row with ``b = 0``.
+    Returns four tuples ``(index, b)`` (with ``derivatives``: ``(index, b, db/dFx, db/dFy)``) of
+    ``(B·H·W,)`` tensors; ``index`` points into the flattened ``(B·H·W + 1)`` target table and
+    dropped corners (off-frame, non-finite flow) point at the last row with ``b = 0``.
     """
     batch, _, height, width = flow.shape
     pixels = height * width
     trash = batch * pixels
     device = flow.device
-    rows, cols = torch.meshgrid(
-        torch.arange(height, device=device, dtype=dtype), torch.arange(width, device=device, dtype=dtype), indexing="ij"
-    )
-    fx = flow[:, 0].to(dtype) + cols
-    fy = flow[:, 1].to(dtype) + rows
-    finite = (torch.isfinite(fx) & torch.isfinite(fy)).reshape(-1)
-    fx = torch.nan_to_num(fx.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
-    fy = torch.nan_to_num(fy.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
-    x0, y0 = torch.floor(fx), torch.floor(fy)
-    ax, ay = fx - x0, fy - y0
-    base = torch.arange(batch, device=device).repeat_interleave(pixels) * pixels
-    factors = {0: (1 - ax, -1.0), 1: (ax, 1.0)}, {0: (1 - ay, -1.0), 1: (ay, 1.0)}
+    fx = (flow[:, 0].to(dtype) + torch.arange(width, device=device, dtype=dtype)).reshape(-1)
+    fy = (flow[:, 1].to(dtype) + torch.arange(height, device=device, dtype=dtype)[:, None]).reshape(-1)
+    finite = torch.isfinite(fx) & torch.isfinite(fy)
+    x0 = torch.floor(fx).nan_to_num_(nan=-2.0).clamp_(-2, width)  # clamped before the integer cast
+    y0 = torch.floor(fy).nan_to_num_(nan=-2.0).clamp_(-2, height)
+    ax = torch.where(finite, fx - x0, 0.0)
+    ay = torch.where(finite, fy - y0, 0.0)
+    ix, iy = x0.long(), y0.long()
+    inside_x = ((ix >= 0) & (ix < width), (ix >= -1) & (ix < width - 1))
+    inside_y = ((iy >= 0) & (iy < height) & finite, (iy >= -1) & (iy < height - 1) & finite)
+    first = torch.arange(0, trash, pixels, device=device).repeat_interleave(pixels) + iy * width + ix
+    factor_x = ((1 - ax, -1.0), (ax, 1.0))
+    factor_y = ((1 - ay, -1.0), (ay, 1.0))
     corners = []
     for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
-        cx, cy = x0 + dx, y0 + dy
-        valid = finite & (cx >= 0) & (cx <= width - 1) & (cy >= 0) & (cy <= height - 1)
-        index = base + cy.clamp(0, height - 1).long() * width + cx.clamp(0, width - 1).long()
-        index = torch.where(valid, index, trash)
-        (wx, sx), (wy, sy) = factors[0][dx], factors[1][dy]
-        mask = valid.to(dtype)
-        corners.append((index, wx * wy * mask, sx * wy * mask, sy * wx * mask))
+        valid = inside_x[dx] & inside_y[dy]
+        index = torch.where(valid, first + (dy * width + dx), trash)
+        (wx, sx), (wy, sy) = factor_x[dx], factor_y[dy]
+        weight = torch.where(valid, wx * wy, 0.0)
+        if derivatives:
+            corners.append((index, weight, torch.where(valid, sx * wy, 0.0), torch.where(valid, sy * wx, 0.0)))
+        else:
+            corners.append((index, weight))
     return corners
 
 
 def _target_max(z: torch.Tensor, corners, size: int) -> torch.Tensor:
     """``M(q) = max Z(p)`` over sources reaching ``q`` with positive weight; ``(size,)``, −inf where none."""
     peak = torch.full((size,), float("-inf"), device=z.device, dtype=z.dtype)
-    for index, weight, _, _ in corners:
+    for index, weight in corners:
         peak.scatter_reduce_(0, torch.where(weight > 0, index, size - 1), z, "amax")
     return peak
 
@@ -69,7 +72,11 @@ def _exp_factor(z: torch.Tensor, peak: torch.Tensor, index: torch.Tensor) -> tor
 
 
 class SoftsplatTorch(torch.autograd.Function):
-    """``(input (B, C, H, W), flow (B, 2, H, W), metric (B, 1, H, W) | None, mode) → (B, C, H, W)``."""
+    """``(input (B, C, H, W), flow (B, 2, H, W), metric (B, 1, H, W) | None, mode) → (B, C, H, W)``.
+
+    Works channels-last on ``(B·H·W, C)`` tables and reuses one scratch buffer per pass, so that
+    the cost is the four ``index_add_``/``index_select`` passes rather than fresh allocations.
+    """
 
     @staticmethod
     def forward(ctx, input, flow, metric, mode):
@@ -77,30 +84,30 @@ class SoftsplatTorch(torch.autograd.Function):
         batch, channels, height, width = input.shape
         size = batch * height * width + 1
         corners = _corners(flow, dtype)
-        x = input.to(dtype).permute(0, 2, 3, 1).reshape(size - 1, channels)
-        if mode != "sum":
-            x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+        x = input.to(dtype).permute(0, 2, 3, 1).contiguous().view(size - 1, channels)
         z = metric.to(dtype).reshape(-1) if metric is not None else None
         peak = _target_max(z, corners, size) if mode == "soft" else None
 
-        table = x.new_zeros(size, x.shape[1])
-        for index, weight, _, _ in corners:
+        num = x.new_zeros(size, channels)
+        den = x.new_zeros(size) if mode != "sum" else None
+        scratch = torch.empty_like(x)
+        for index, weight in corners:
             if mode == "linear":
                 weight = weight * z
             elif mode == "soft":
                 weight = weight * _exp_factor(z, peak, index)
-            table.index_add_(0, index, x * weight[:, None])
-        table = table[:-1]
-        if mode == "sum":
-            out, den = table, None
-        else:
-            den = table[:, channels:]
-            out = table[:, :channels] / (den + EPS)
+            num.index_add_(0, index, torch.mul(x, weight[:, None], out=scratch))
+            if den is not None:
+                den.index_add_(0, index, weight)
+        out = num[:-1]
+        if den is not None:
+            den = den[:-1, None]
+            out.div_(den + EPS)
         ctx.mode = mode
         ctx.shape = input.shape
         ctx.dtypes = (input.dtype, flow.dtype, None if metric is None else metric.dtype)
-        ctx.save_for_backward(x[:, :channels], flow, z, peak, out, den)
-        return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype)
+        ctx.save_for_backward(x, flow, z, peak, out, den)
+        return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype).contiguous()
 
     @staticmethod
     def backward(ctx, grad):
@@ -108,43 +115,45 @@ class SoftsplatTorch(torch.autograd.Function):
         mode = ctx.mode
         batch, channels, height, width = ctx.shape
         dtype = x.dtype
-        g = grad.to(dtype).permute(0, 2, 3, 1).reshape(-1, channels)
-        if mode == "sum":
-            big_g, small_s = g, torch.zeros_like(g[:, 0])
-        else:
-            big_g = g / (den + EPS)
-            small_s = -(big_g * out).sum(dim=1)
-        big_g = torch.cat([big_g, big_g.new_zeros(1, channels)])  # dropped corners gather zeros
-        small_s = torch.cat([small_s, small_s.new_zeros(1)])
+        big_g = x.new_zeros(x.shape[0] + 1, channels)  # the last row: what dropped corners gather
+        big_g[:-1] = grad.permute(0, 2, 3, 1).reshape(-1, channels)
+        small_s = x.new_zeros(x.shape[0] + 1)
+        if mode != "sum":
+            big_g[:-1] /= den + EPS
+            small_s[:-1] = -(big_g[:-1] * out).sum(dim=1)
 
         grad_x = torch.zeros_like(x)
         grad_fx = torch.zeros_like(x[:, 0])
         grad_fy = torch.zeros_like(x[:, 0])
         grad_z = torch.zeros_like(x[:, 0]) if z is not None else None
-        for index, weight, dbdx, dbdy in _corners(flow, dtype):
+        scratch = torch.empty_like(x)
+        for index, weight, dbdx, dbdy in _corners(flow, dtype, derivatives=True):
             if mode == "linear":
                 factor = z
             elif mode == "soft":
                 factor = _exp_factor(z, peak, index)
             else:
-                factor = torch.ones_like(weight)
-            g_q = big_g[index]
-            grad_x += (weight * factor)[:, None] * g_q
-            grad_w = (g_q * x).sum(dim=1) + small_s[index]
-            grad_fx += dbdx * factor * grad_w
-            grad_fy += dbdy * factor * grad_w
-            if mode == "linear":
-                grad_z += weight * grad_w
-            elif mode == "soft":
-                grad_z += weight * factor * grad_w
+                factor = None
+            g_q = torch.index_select(big_g, 0, index, out=scratch)
+            grad_x.addcmul_(g_q, (weight if factor is None else weight * factor)[:, None])
+            grad_w = g_q.mul_(x).sum(dim=1).add_(small_s[index])
+            if factor is not None:
+                grad_w_e = grad_w * factor
+                if mode == "linear":
+                    grad_z.addcmul_(weight, grad_w)
+                else:
+                    grad_z.addcmul_(weight, grad_w_e)
+                grad_w = grad_w_e
+            grad_fx.addcmul_(dbdx, grad_w)
+            grad_fy.addcmul_(dbdy, grad_w)
 
         in_dtype, flow_dtype, metric_dtype = ctx.dtypes
-        grad_input = grad_x.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(in_dtype)
+        grad_input = grad_x.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(in_dtype).contiguous()
         grad_flow = torch.stack([grad_fx, grad_fy]).reshape(2, batch, height, width).transpose(0, 1).to(flow_dtype)
         grad_metric = None
         if mode in ("linear", "soft"):
             grad_metric = grad_z.reshape(batch, 1, height, width).to(metric_dtype)
-        return grad_input, grad_flow, grad_metric, None
+        return grad_input, grad_flow.contiguous(), grad_metric, None
 
 
 def softsplat_torch(input, flow, metric, mode):
