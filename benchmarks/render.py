@@ -53,6 +53,7 @@ def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(count)]
     return {"source": np.array([f"photo{i}.png" for i in range(count)], dtype=object),
+            "name": np.array([f"photo{i}" for i in range(count)], dtype=object),
             "pixels": np.array(pixels, dtype=object), "height": np.full(count, height), "width": np.full(count, width),
             "motion": np.array([b""] * count, dtype=object), "motion_shape": np.zeros((count, 4), np.int64),
             "error": np.array([""] * count, dtype=object)}

@@ -148,23 +148,33 @@ def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectr
             if missing:
                 raise ValueError(f"{path}: Parquet input lacks column(s) {', '.join(missing)}; "
                                  f"it has {', '.join(schema.names)} (choose the image column with --image-column)")
-            num_rows = pq.ParquetFile(path).metadata.num_rows
-            items.extend({"source": f"{path}#{i}", "path": str(path), "row": i} for i in range(num_rows))
+            items.extend({"source": f"{path}#{i}", "path": str(path), "row": i, "name": name}
+                         for i, name in enumerate(_row_names(path, schema.names)))
         elif spectral:
             raise ValueError(f"{path}: --spectral renders the motion stored in clip tables; give Parquet files")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            items.append({"source": str(path), "path": str(path), "row": -1})
+            items.append({"source": str(path), "path": str(path), "row": -1, "name": path.stem})
         else:
             raise ValueError(f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}) or Parquet file")
     return items
 
 
-def video_name(source: str) -> str:
-    """``videos/{stem}-{sha1(source)[:10]}.mp4``: readable, and unique per source."""
-    stem = Path(source.split("#")[0]).stem
-    tag = source.split("#")[1] if "#" in source else ""
+def _row_names(path: Path, columns: list[str]) -> list[str]:
+    """Readable names of a Parquet file's rows: ``{stem of source}-{start_frame}`` for clip tables
+    (so videos are named after the video the photo came from), else ``{file stem}-{row}``."""
+    import pyarrow.parquet as pq
+
+    if "source" not in columns:
+        return [f"{path.stem}-{i}" for i in range(pq.ParquetFile(path).metadata.num_rows)]
+    table = pq.read_table(path, columns=[c for c in ("source", "start_frame") if c in columns]).to_pylist()
+    return [f"{Path(str(r['source'])).stem}" + (f"-{r['start_frame']}" if "start_frame" in r else "") for r in table]
+
+
+def video_name(source: str, name: str) -> str:
+    """``videos/{name}-{sha1(source)[:10]}.mp4``: readable, unique per source, and starting with the
+    photo's (or its video's) id, which is how `gid eval --gt` matches videos to true motion."""
     digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-    return f"videos/{stem}{'-' + tag if tag else ''}-{digest}.mp4"
+    return f"videos/{name}-{digest}.mp4"
 
 
 def _read_parquet_rows(path: str, rows: list[int], columns: list[str]) -> dict[int, dict[str, Any]]:
@@ -229,7 +239,7 @@ def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, 
         motion.append(b"" if spec is None else np.ascontiguousarray(spec, np.float32).tobytes())
         motion_shape.append(np.zeros(4, np.int64) if spec is None else np.array(spec.shape, np.int64))
         errors.append(error)
-    return {"source": np.array(sources, dtype=object), "pixels": np.array(pixels, dtype=object),
+    return {"source": np.array(sources, dtype=object), "name": batch["name"], "pixels": np.array(pixels, dtype=object),
             "height": np.array(heights, np.int64), "width": np.array(widths, np.int64),
             "motion": np.array(motion, dtype=object), "motion_shape": np.stack(motion_shape),
             "error": np.array(errors, dtype=object)}
@@ -319,7 +329,7 @@ class MotionRenderer:
                     errors[i] = _failure("render", err)
             frames.append(data)
             seconds.append(time.perf_counter() - start)
-        return {"source": batch["source"], "frames": np.array(frames, dtype=object), "height": batch["height"],
+        return {"source": batch["source"], "name": batch["name"], "frames": np.array(frames, dtype=object), "height": batch["height"],
                 "width": batch["width"], "error": np.array(errors, dtype=object), "render_s": np.array(seconds)}
 
 
@@ -334,8 +344,8 @@ def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str
             try:
                 height, width = int(batch["height"][i]), int(batch["width"][i])
                 frames = np.frombuffer(batch["frames"][i], np.uint8).reshape(-1, height, width, 3)
-                write_video(Path(out) / video_name(source), frames, fps=fps)
-                name, count = video_name(source), len(frames)
+                name, count = video_name(source, str(batch["name"][i])), len(frames)
+                write_video(Path(out) / name, frames, fps=fps)
             except Exception as err:  # noqa: BLE001
                 errors[i] = _failure("encode", err)
         videos.append(name)

@@ -3,6 +3,7 @@ motion, failures become rows, reruns skip finished work, and MLflow records the 
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,6 +12,7 @@ import pytest
 from gid.datasets.clips import (decode_image, decode_spectral, iter_clips, make_clip_row, read_clip_table,
                                 synthetic_to_clips, write_shard)
 from gid.datasets.video import read_video, write_video
+from gid.stages.render import video_name
 
 FRAMES = 48
 
@@ -145,7 +147,18 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
 
 
 def test_video_names_are_unique_per_source():
-    from gid.stages.render import video_name
 
-    names = {video_name(s) for s in ["a/x.png", "b/x.png", "t.parquet#0", "t.parquet#1", "u/t.parquet#0"]}
-    assert len(names) == 5 and all(n.startswith("videos/") and n.endswith(".mp4") for n in names)
+    names = {video_name(s, "x") for s in ["a/x.png", "b/x.png", "t.parquet#0", "t.parquet#1", "u/t.parquet#0"]}
+    assert len(names) == 5 and all(n.startswith("videos/x-") and n.endswith(".mp4") for n in names)
+
+
+def test_clip_table_rows_are_named_after_their_video(clip_table):
+    """`gid eval --gt` matches a video to its true motion by the id its name starts with."""
+    from gid.stages.evaluate import match_id
+    from gid.stages.render import collect_inputs
+
+    _, table = clip_table
+    items = collect_inputs([table], spectral=True)
+    assert [i["name"] for i in items] == ["synth_s7_00000-0", "synth_s7_00001-0", "synth_s7_00002-0", "broken-0"]
+    ids = ["synth_s7_00000", "synth_s7_00001", "synth_s7_00002", "synth_s7_00003"]
+    assert [match_id(Path(video_name(i["source"], i["name"])).stem, ids) for i in items[:3]] == ids[:3]
