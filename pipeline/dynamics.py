@@ -174,11 +174,15 @@ def integrate(omega: np.ndarray, q0: np.ndarray, v0: np.ndarray, num_frames: int
 
 
 def displacement(basis: ModalBasis, q: np.ndarray) -> np.ndarray:
-    """``(T, 2, H, W)`` float32 displacement ``Re Σ_k φ_k(p)·q_k(t)`` of coordinates ``q (T, M)``."""
+    """``(T, 2, H, W)`` float32 displacement ``Re Σ_k φ_k(p)·q_k(t)`` of coordinates ``q (T, M)``.
+
+    ``Re(q·φ) = Re q·Re φ − Im q·Im φ``: one float32 product ``(T, 2M) @ (2M, 2HW)``.
+    """
     height, width = basis.size
     flat = basis.shapes.reshape(len(basis.omega), -1)
-    out = q.real @ flat.real - q.imag @ flat.imag  # Re(q·φ) = Re q·Re φ − Im q·Im φ
-    return out.reshape(len(q), 2, height, width).astype(np.float32)
+    modes = np.concatenate([flat.real, flat.imag]).astype(np.float32)
+    coords = np.concatenate([q.real, -q.imag], axis=1).astype(np.float32)
+    return (coords @ modes).reshape(len(q), 2, height, width)
 
 
 def simulate(spectral: np.ndarray, point: tuple[float, float], force: tuple[float, float], num_frames: int,
