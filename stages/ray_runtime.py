@@ -1,0 +1,92 @@
+"""One way for every stage to get a Ray session: join a cluster, or start a local Ray with sane spilling.
+
+``init_ray(address)`` joins the cluster at ``address`` (or ``$RAY_ADDRESS``) exactly as a job on a real
+cluster does; without one it starts a local Ray whose object store spills to disk instead of failing
+when it fills up (a long 4K video or a big batch of clips in flight must never take the node down):
+
+- ``object_spilling_config``: filesystem spilling into ``spill_dir`` (default ``$GID_SPILL_DIR``, else
+  ``<system temp>/gid-spill``), in 8 MiB write buffers;
+- ``local_fs_capacity_threshold`` 0.95: spilling stops (and tasks wait) before the disk is full;
+- ``object_store_memory``: Ray's default (30 % of RAM, at most /dev/shm) unless given.
+
+When joining an existing cluster these settings belong to that cluster (``ray start`` flags or the
+KubeRay spec), so the local-only arguments are ignored there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SPILL_BUFFER_BYTES = 8 * 1024 * 1024
+DISK_FULL_FRACTION = 0.95
+
+
+def resolve_address(address: str | None) -> str | None:
+    """The cluster to join: ``address``, else ``$RAY_ADDRESS``, else None (start a local Ray)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and not address.strip():
+        raise ValueError("--address is empty; give HOST:PORT of a Ray head (or leave it out to start a local Ray)")
+    return address
+
+
+def default_spill_dir() -> Path:
+    """``$GID_SPILL_DIR``, else ``<system temp>/gid-spill``."""
+    return Path(os.environ.get("GID_SPILL_DIR") or Path(tempfile.gettempdir()) / "gid-spill")
+
+
+def spilling_system_config(spill_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Ray ``_system_config`` entries for filesystem object spilling into ``spill_dir`` (created here)."""
+    directory = Path(spill_dir) if spill_dir else default_spill_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create the Ray spill folder {directory}: {err.strerror or err}; "
+                              "set GID_SPILL_DIR to a writable folder with free disk space") from None
+    spilling = {"type": "filesystem", "params": {"directory_path": str(directory), "buffer_size": SPILL_BUFFER_BYTES}}
+    return {"object_spilling_config": json.dumps(spilling), "local_fs_capacity_threshold": DISK_FULL_FRACTION}
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+             object_store_memory: int | None = None, spill_dir: str | os.PathLike | None = None,
+             log_to_driver: bool = False) -> bool:
+    """Join ``address`` (or ``$RAY_ADDRESS``), or start a local Ray; True if this call started a session.
+
+    An already initialised session (a test's, a notebook's) is reused as it is and False returned, so
+    the caller only shuts down what it started. ``num_cpus``, ``num_gpus``, ``object_store_memory``
+    (bytes) and ``spill_dir`` apply to a local Ray only.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    common = dict(include_dashboard=False, log_to_driver=log_to_driver, configure_logging=False)
+    address = resolve_address(address)
+    if address is not None:
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as err:
+            raise ValueError(f"cannot join the Ray cluster at --address {address}: {err}; check that its head is "
+                             "running (`ray status --address ...`) or leave --address/RAY_ADDRESS out") from None
+        return True
+    if object_store_memory is not None and object_store_memory < 78 * 1024 * 1024:
+        raise ValueError(f"object_store_memory must be at least 78 MiB (Ray's minimum), got {object_store_memory} bytes")
+    ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=object_store_memory,
+             _system_config=spilling_system_config(spill_dir), **common)
+    return True
+
+
+@contextmanager
+def ray_session(address: str | None = None, **local: Any) -> Iterator[bool]:
+    """``with ray_session(address): ...``: :func:`init_ray`, and shut down on exit only what was started here."""
+    import ray
+
+    started = init_ray(address, **local)
+    try:
+        yield started
+    finally:
+        if started:
+            ray.shutdown()
