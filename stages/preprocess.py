@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import pickle
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ from gid.pipeline.flow import FlowMethod, make_flow
 from gid.pipeline.normalize import FrequencyStats
 from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.quality import QualityConfig
+from gid.stages.ray_runtime import init_ray
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
@@ -200,21 +200,6 @@ class Summary:
         ]
 
 
-def _ray_session(address: str | None, num_cpus: int | None, num_gpus: int | None) -> bool:
-    """Join ``address`` (or ``RAY_ADDRESS``), or start a local Ray. Returns True if this call started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
-    return True
-
-
 def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | None = None, *, workers: int = 0,
                    num_cpus: int | None = None, num_gpus: int | None = None, address: str | None = None,
                    rows_per_shard: int = 32, progress: bool = True) -> Summary:
@@ -242,7 +227,7 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
             import cupy  # noqa: F401
         except ImportError:
             raise ValueError("--num-gpus needs cupy for the spectral step: pip install 'gid[gpu]'") from None
-    started = _ray_session(address, num_cpus, num_gpus) if todo else False
+    started = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus) if todo else False
     try:
         if todo:
             _stream(todo, store, cfg, summary, workers, use_gpu, progress)
