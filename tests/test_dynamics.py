@@ -213,3 +213,12 @@ def test_mode_frequencies_come_from_the_source_clip_not_the_output_rate():
     slow = simulate(spec, (4, 4), (1.0, 0.5), 40, 30.0, damping=0.05, spectral_frames=T, spectral_fps=30.0)
     fast = simulate(spec, (4, 4), (1.0, 0.5), 80, 60.0, damping=0.05, spectral_frames=T, spectral_fps=30.0)
     np.testing.assert_allclose(fast[::2], slow, atol=1e-4 * np.abs(slow).max())
+
+
+def test_pulling_a_motionless_point_is_refused():
+    spec = single_mode_spectral(2)
+    spec[:, :, 5:, 6:] = 0  # a static corner
+    basis = modal_basis(spec, T, FPS)
+    with pytest.raises(ValueError, match=r"point \(8, 6\) barely moves"):
+        force_for_pull(basis, (8, 6), (3.0, 0.0))
+    assert np.isfinite(force_for_pull(basis, (2, 2), (3.0, 0.0))).all()

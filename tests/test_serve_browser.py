@@ -94,6 +94,9 @@ def test_drag_moves_the_photo_then_it_settles(page, scene):
     still = page.evaluate(HASH, "poke")
 
     box = page.locator("#poke").bounding_box()
+    page.mouse.click(box["x"] + 5, box["y"] + 5)  # the sky does not move: refused, nothing changes
+    assert "does not move" in page.get_attribute("#poke", "data-state")
+    assert page.evaluate(HASH, "poke") == still
     x, y = box["x"] + fx * box["width"], box["y"] + fy * box["height"]
     page.mouse.move(x, y)
     page.mouse.down()

@@ -10,6 +10,7 @@
 
 const ACCURACY = 0.002;  // largest omega * h * max(1, xi) per sub-step
 const REST_PX = 0.02;    // the poke is "at rest" when no pixel moves by more than this
+const MIN_COMPLIANCE = 1e-4;  // as gid.pipeline.dynamics: pull only points with >= 1 % of the top amplitude
 
 /** Advance modal coordinates (re/im arrays) by dt seconds; returns the number of sub-steps. */
 function advance(q, v, omega, xi, dt) {
@@ -65,16 +66,23 @@ function warp(scene, dx, dy, out) {
   }
 }
 
-/** Static deflection that moves pixel (x, y) by (ux, uy): q_k = conj(phi_k(p)) . C^+ u / w_k^2. */
-function pullState(scene, x, y, ux, uy, q) {
-  const { phi, M, P, W, omega } = scene;
-  const p = Math.round(y) * W + Math.round(x);
+/** Compliance C = Re sum_k phi_k(p) phi_k(p)^H / w_k^2 at pixel index p, as [cxx, cxy, cyy]. */
+function compliance(scene, p) {
+  const { phi, M, P, omega } = scene;
   let cxx = 0, cxy = 0, cyy = 0;
   for (let k = 0; k < M; k++) {
     const b = 4 * k * P, ax = phi[b + p], bx = phi[b + P + p], ay = phi[b + 2 * P + p], by = phi[b + 3 * P + p];
     const w2 = omega[k] * omega[k];
     cxx += (ax * ax + bx * bx) / w2; cxy += (ax * ay + bx * by) / w2; cyy += (ay * ay + by * by) / w2;
   }
+  return [cxx, cxy, cyy];
+}
+
+/** Static deflection that moves pixel (x, y) by (ux, uy): q_k = conj(phi_k(p)) . C^+ u / w_k^2. */
+function pullState(scene, x, y, ux, uy, q) {
+  const { phi, M, P, W, omega } = scene;
+  const p = Math.round(y) * W + Math.round(x);
+  const [cxx, cxy, cyy] = compliance(scene, p);
   // Pseudo-inverse of the symmetric 2x2 compliance (a point that cannot move vertically ignores dy).
   const tr = cxx + cyy, det = cxx * cyy - cxy * cxy, disc = Math.sqrt(Math.max(0, tr * tr / 4 - det));
   const l1 = tr / 2 + disc, l2 = tr / 2 - disc;
@@ -147,6 +155,8 @@ async function load(pid) {
     dx: new Float32Array(P), dy: new Float32Array(P), loopDx: new Float32Array(P), loopDy: new Float32Array(P),
     moving: false, drag: null, tau: 0,
   };
+  scene.maxCompliance = 0;
+  for (let p = 0; p < P; p++) { const c = compliance(scene, p); scene.maxCompliance = Math.max(scene.maxCompliance, c[0] + c[2]); }
   for (const id of ["poke", "loop"]) { $(id).width = W; $(id).height = H; }
   scene.pokeOut = $("poke").getContext("2d").createImageData(W, H);
   scene.loopOut = $("loop").getContext("2d").createImageData(W, H);
@@ -205,8 +215,10 @@ function setUp() {
   const poke = $("poke");
   poke.addEventListener("pointerdown", (e) => {
     if (!scene) return;
+    const [x, y] = imagePoint(e), c = compliance(scene, Math.round(y) * scene.W + Math.round(x));
+    if (c[0] + c[2] <= MIN_COMPLIANCE * scene.maxCompliance) { setPokeState("this point does not move: pull something that moves"); return; }
     poke.setPointerCapture(e.pointerId);
-    scene.drag = imagePoint(e);
+    scene.drag = [x, y];
     setPokeState("pulled");
   });
   poke.addEventListener("pointermove", (e) => {
@@ -261,5 +273,5 @@ function setUp() {
   requestAnimationFrame(frame);
 }
 
-window.gid = { advance, displacement, warp, pullState, get scene() { return scene; } };
+window.gid = { advance, displacement, warp, compliance, pullState, get scene() { return scene; } };
 setUp();
