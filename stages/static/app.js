@@ -129,7 +129,8 @@ async function waitForMotion(pid) {
   $("progress-row").hidden = false;
   for (;;) {
     const info = await (await api(`/api/photos/${pid}`)).json();
-    $("progress").value = info.progress;
+    if (info.progress > 0) $("progress").value = info.progress;  // else indeterminate (the bar sweeps)
+    else $("progress").removeAttribute("value");
     $("status").textContent = info.state === "running" ? `predicting the motion of ${info.name}…` : info.state;
     if (info.state === "ready") return info;
     if (info.state === "error") throw new Error(info.message);
