@@ -53,6 +53,8 @@ class SourceProgress:
     errors: list[dict[str, str]] = field(default_factory=list)
     stats: FrequencyStats | None = None
     results: int = 0
+    seen: set[int] = field(default_factory=set)  # start frames received
+    file_error: bool = False
     expected: int | None = None  # clips the decoder produced, known when it finished the file
 
     @property
@@ -82,6 +84,7 @@ class ClipStore:
             with atomic_path(settings_path) as tmp:
                 tmp.write_text(json.dumps(settings, indent=1))
         self.open: dict[str, SourceProgress] = {}
+        self.finished: set[str] = set()
 
     def is_done(self, source: str) -> bool:
         return (self.root / "done" / f"{source_id(source)}.json").is_file()
@@ -96,10 +99,20 @@ class ClipStore:
         self.open[source] = SourceProgress(source)
         return self.open[source]
 
-    def add_clip(self, source: str, row: dict[str, Any] | None, stats: FrequencyStats | None, reason: str | None) -> None:
+    def _first_time(self, progress: SourceProgress, start_frame: int) -> bool:
+        """False for a clip already received (Ray may re-run a task whose outputs were delivered)."""
+        if start_frame in progress.seen:
+            return False
+        progress.seen.add(start_frame)
+        progress.results += 1
+        return True
+
+    def add_clip(self, source: str, start_frame: int, row: dict[str, Any] | None, stats: FrequencyStats | None,
+                 reason: str | None) -> None:
         """One processed clip: a row to write (``reason`` None) or a filter reason."""
         progress = self.open[source]
-        progress.results += 1
+        if not self._first_time(progress, start_frame):
+            return
         if reason is not None:
             progress.filtered[reason] += 1
             return
@@ -109,13 +122,23 @@ class ClipStore:
         if len(progress.rows) >= self.rows_per_shard:
             self._flush(progress)
 
-    def add_error(self, source: str, stage: str, error: str, counts_as_clip: bool) -> None:
+    def add_error(self, source: str, stage: str, error: str, start_frame: int | None = None) -> None:
+        """A problem with one clip (``start_frame``) or with the whole file (``None``)."""
         progress = self.open[source]
+        if start_frame is None:
+            if progress.file_error:
+                return
+            progress.file_error = True
+        elif not self._first_time(progress, start_frame):
+            return
         progress.errors.append({"source": source, "stage": stage, "error": error})
-        progress.results += int(counts_as_clip)
 
     def end_of_source(self, source: str, num_clips: int) -> None:
         self.open[source].expected = num_clips
+
+    def accepts(self, source: str) -> bool:
+        """False for a source this run already published: late duplicates of its rows are dropped."""
+        return source not in self.finished
 
     def _flush(self, progress: SourceProgress) -> None:
         if progress.rows:
@@ -127,6 +150,7 @@ class ClipStore:
     def finish(self, source: str) -> SourceProgress:
         """Publish a complete source: shards into clips/, errors, then the done marker (last)."""
         progress = self.open.pop(source)
+        self.finished.add(source)
         self._flush(progress)
         sid = source_id(source)
         for part in sorted((self.root / ".pending").glob(f"{sid}-*.parquet")):

@@ -273,19 +273,21 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
 
 def _collect(row: dict[str, Any], store, summary: Summary, bar) -> None:
     """Driver side: file one result row with ``store``; publish its source when complete."""
-    source, kind = row["source"], row["kind"]
+    source, kind, start = row["source"], row["kind"], int(row["start_frame"])
+    if not store.accepts(source):
+        return
     if source not in store.open:
         store.begin(source)
     if kind == "clip":
         clip_row, stats = pickle.loads(row["data"])
-        store.add_clip(source, clip_row, stats, None)
+        store.add_clip(source, start, clip_row, stats, None)
     elif kind == "filtered":
-        store.add_clip(source, None, None, row["reason"])
+        store.add_clip(source, start, None, None, row["reason"])
     elif kind == "error":
-        store.add_error(source, row["stage"], row["error"], counts_as_clip=True)
+        store.add_error(source, row["stage"], row["error"], start)
     else:  # end of the file
         if row["error"]:
-            store.add_error(source, row["stage"], row["error"], counts_as_clip=False)
+            store.add_error(source, row["stage"], row["error"])
         store.end_of_source(source, int(row["num_clips"]))
     if store.open[source].complete:
         done = store.finish(source)

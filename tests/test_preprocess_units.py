@@ -204,3 +204,25 @@ def test_a_torchscript_flow_network_plugs_in_from_a_local_file(tmp_path):
     np.testing.assert_allclose(traj, expected, atol=1e-3)
     with pytest.raises(FileNotFoundError, match="torch.jit.save"):
         make_flow(f"torchscript:{tmp_path / 'none.pt'}")
+
+
+def test_the_store_drops_rows_a_retried_task_delivers_twice(tmp_path):
+    """The stages without Ray; rows repeated as a re-executed Ray task would repeat them."""
+    from tqdm import tqdm
+
+    from gid.datasets.clip_store import ClipStore
+    from gid.datasets.clips import read_clip_table
+    from gid.stages.preprocess import MotionStage, PreprocessConfig, Summary, _collect, decode_source
+
+    image = texture(64, 96, seed=6)
+    video = encode(tmp_path / "wave.mp4", _clip_of([(2 * np.sin(t / 3), np.cos(t / 4)) for t in range(40)], image))
+    cfg = PreprocessConfig(num_frames=16, stride=8, width=96, height=64, num_freqs=4)
+    stage = MotionStage(cfg)
+    rows = [stage(r) for r in decode_source({"source": str(video)}, cfg.spec())]
+    assert [r["kind"] for r in rows] == ["clip"] * 4 + ["end"]
+    store, summary = ClipStore(tmp_path / "out", cfg.settings()), Summary()
+    for row in rows[:2] + rows + rows:  # duplicates before and after the source is published
+        _collect(row, store, summary, tqdm(disable=True))
+    table = read_clip_table(tmp_path / "out", columns=["start_frame"])
+    assert sorted(table["start_frame"].to_pylist()) == [0, 8, 16, 24]
+    assert (summary.videos_ok, summary.clips_written) == (1, 4)
