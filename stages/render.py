@@ -410,6 +410,8 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
     import ray
     from tqdm import tqdm
 
+    from gid.stages.ray_runtime import init_ray
+
     out = Path(cfg.out)
     items = collect_inputs(inputs, cfg.image_column, cfg.spectral)
     try:
@@ -423,8 +425,7 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
     rendered = failed = frames_total = 0
     seconds = 0.0
     if todo:
-        if not ray.is_initialized():
-            ray.init(address=cfg.address, log_to_driver=False, configure_logging=False, include_dashboard=False)
+        started = init_ray(cfg.address)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cfg.num_gpus == 0 and cfg.num_workers >= cpus:
             raise ValueError(f"--num-workers {cfg.num_workers} leaves no CPU for reading and encoding on a cluster "
@@ -467,6 +468,8 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
                 bar.update(len(rows))
                 bar.set_postfix(failed=failed)
         seconds = time.perf_counter() - start
+        if started:
+            ray.shutdown()
     manifest = _consolidate(out)
     summary = RenderSummary(rendered, failed, len(items) - len(todo), seconds, frames_total, manifest, run_id)
     mlflow.set_tracking_uri(cfg.tracking_uri or default_tracking_uri(out))
