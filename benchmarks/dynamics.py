@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gid.pipeline.dynamics import displacement, integrate, modal_basis, simulate, step_matrix, substeps_for
+from gid.pipeline.dynamics import displacement, integrate, modal_basis, simulate, substeps_for
 
 
 def best_ms(fn, repeats: int) -> float:

@@ -23,11 +23,10 @@ Everything is kept in memory (the last ``max_photos`` photos); the server binds 
 
 import io
 import tempfile
-import threading
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,6 @@ class Photo:
     progress: float = 0.0
     message: str = ""
     basis: Any = None  # gid.pipeline.dynamics.ModalBasis
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 class UploadError(ValueError):
