@@ -316,6 +316,12 @@ class MotionSummary:
 AMPLITUDE_KEYS = ("abs", "rel", "pred_amp", "true_amp")
 
 
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values; NaN (``null`` in metrics.json) when there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Path]) -> tuple[dict, dict, dict]:
     """Motion metrics from the optical flow (§3) of the fake and the real videos, and against ``--gt``.
 
@@ -345,8 +351,8 @@ def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Pat
         "motion_magnitude_mean_real_px": float(np.mean([m.mean() for m in real.magnitudes])),
         "loop_seam_fake_px": float(np.mean(fake.seam_px)),
         "loop_seam_real_px": float(np.mean(real.seam_px)),
-        "frame_seam_ratio_fake": float(np.nanmean(fake.frame_seam)),
-        "frame_seam_ratio_real": float(np.nanmean(real.frame_seam)),
+        "frame_seam_ratio_fake": _nanmean(fake.frame_seam),
+        "frame_seam_ratio_real": _nanmean(real.frame_seam),
     }
     per_frequency: dict[str, Any] = {"magnitude_maps": {"fake": fake.magnitudes, "real": real.magnitudes}}
     skipped: dict[str, str] = {}
