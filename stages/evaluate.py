@@ -279,6 +279,19 @@ def resize_flow(traj: np.ndarray, height: int, width: int) -> np.ndarray:
     ])
 
 
+def resize_spectral(spec: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(K, 4, h, w)`` → ``(K, 4, height, width)``, x channels scaled by the width ratio, y by the height ratio."""
+    import cv2
+
+    num_freqs, _, src_h, src_w = spec.shape
+    if (src_h, src_w) == (height, width):
+        return spec
+    planes = [cv2.resize(np.ascontiguousarray(p, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+              for p in spec.reshape(num_freqs * 4, src_h, src_w)]
+    scale = np.array([width / src_w] * 2 + [height / src_h] * 2, np.float32)[None, :, None, None]
+    return np.stack(planes).reshape(num_freqs, 4, height, width) * scale
+
+
 @dataclass
 class MotionSummary:
     """One set's motion evidence, gathered video by video (trajectories are large and not kept)."""
@@ -288,8 +301,12 @@ class MotionSummary:
     frame_seam: list[float] = field(default_factory=list)
     amplitude: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in AMPLITUDE_KEYS})
     problems: list[str] = field(default_factory=list)  # why a video has no amplitude error
+    predicted: int = 0  # videos whose amplitude error used their predicted spectral volume, not flow
 
-    def add(self, path: Path, frames: np.ndarray, traj: np.ndarray, gt_index: dict[str, Path] | None) -> None:
+    def add(self, path: Path, frames: np.ndarray, traj: np.ndarray, gt_index: dict[str, Path] | None,
+            predicted: np.ndarray | None = None) -> None:
+        """Add one video: its frames, flow trajectories ``(T, 2, H, W)`` and, if known, the spectral
+        volume it was rendered from (``predicted``, ``(K, 4, h, w)``), used for the amplitude error."""
         from gid.pipeline.metrics import (amplitude_error, frame_seam_ratio, loop_seam_error,
                                           mean_motion_magnitude)
         from gid.pipeline.spectral import trajectories_to_spectral
@@ -308,7 +325,13 @@ class MotionSummary:
             self.problems.append(f"{path.name}: {len(frames)} frames, its ground truth {true_frames}")
             return
         height, width = true_spec.shape[-2:]
-        pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
+        if predicted is not None:
+            if predicted.shape[0] != true_spec.shape[0]:
+                self.problems.append(f"{path.name}: {predicted.shape[0]} frequencies in its .npy, ground truth {true_spec.shape[0]}")
+                return
+            pred_spec = resize_spectral(predicted, height, width)
+        else:
+            pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
         for name, value in amplitude_error(pred_spec, true_spec, len(frames)).items():
             self.amplitude[name].append(value)
 
@@ -343,7 +366,12 @@ def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Pat
     for label, (paths, summary) in sets.items():
         for path in tqdm(paths, desc=f"motion ({label})", unit="video", disable=not cfg.progress):
             frames = _read(path, cfg.max_frames)
-            summary.add(path, frames, flow.trajectories(frames), gt_index)
+            sidecar = path.with_suffix(".npy")
+            predicted = np.load(sidecar).astype(np.float32) if label == "fake" and sidecar.is_file() else None
+            if predicted is not None and (predicted.ndim != 4 or predicted.shape[1] != 4):
+                raise ValueError(f"{sidecar}: a predicted spectral volume must be (K, 4, H, W), got {predicted.shape}")
+            summary.predicted += predicted is not None
+            summary.add(path, frames, flow.trajectories(frames), gt_index, predicted)
     fake, real = sets["fake"][1], sets["real"][1]
     metrics: dict[str, float] = {
         "motion_magnitude_w1_px": motion_magnitude_distance(fake.magnitudes, real.magnitudes),
@@ -375,6 +403,8 @@ def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Pat
         per_frequency.setdefault("true_amplitude_px", np.mean(amp["true_amp"], axis=0).tolist())
         if summary.problems:
             per_frequency[f"{label}_without_ground_truth"] = summary.problems
+    per_frequency["fake_motion_source"] = (f"predicted spectral volumes (.npy beside {fake.predicted} videos)"
+                                           if fake.predicted else "optical flow of the fake videos")
     return metrics, per_frequency, skipped
 
 
@@ -523,7 +553,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         frames, fps = read_video(fake_paths[0], max_frames=cfg.max_frames)
         freqs = frequencies_hz(len(per_frequency["true_amplitude_px"]), len(frames), fps)
         per_frequency["frequency_hz"] = freqs.tolist()
-        labels = {"true_amplitude_px": "ground truth", "fake_amplitude_px": "generated (flow of fake videos)",
+        labels = {"true_amplitude_px": "ground truth", "fake_amplitude_px": "generated",
                   "real_amplitude_px": "real videos' flow", "fake_amplitude_error_px": "|error| generated",
                   "real_amplitude_error_px": "|error| real videos' flow (floor)"}
         plots["amplitude_spectra"] = plot_spectra(

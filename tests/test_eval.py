@@ -9,7 +9,7 @@ import torch
 
 from gid.stages.evaluate import (
     EvalConfig, center_crop, distribution_metrics, evaluate, extract_features, ground_truth_index, list_videos,
-    match_id,
+    match_id, resize_spectral,
 )
 
 
@@ -110,6 +110,31 @@ def test_spectral_npy_ground_truth_equals_synth_folder(tmp_path, synth_small):
     report = evaluate(EvalConfig(real=synth_small, fake=synth_small, gt=npy, out=tmp_path / "o", progress=False))
     reference = evaluate(EvalConfig(real=synth_small, fake=synth_small, gt=synth_small, out=tmp_path / "r", progress=False))
     assert report["metrics"]["motion_amplitude_error_px"] == pytest.approx(reference["metrics"]["motion_amplitude_error_px"])
+
+
+def test_predicted_spectral_beside_a_video_replaces_its_flow(tmp_path, synth_small):
+    import shutil
+
+    from gid.datasets.synthetic import load_ground_truth
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    for key, path in ground_truth_index(synth_small).items():
+        shutil.copy(synth_small / "videos" / f"{key}.mp4", fake / f"{key}-render.mp4")
+        np.save(fake / f"{key}-render.npy", 1.5 * load_ground_truth(path)["spectral"])
+    report = evaluate(EvalConfig(real=synth_small, fake=fake, gt=synth_small, out=tmp_path / "o", progress=False))
+    truth = np.asarray(report["per_frequency"]["true_amplitude_px"])
+    # |1.5·a − a| = 0.5·a at every pixel and frequency, with no flow error at all
+    assert report["metrics"]["motion_amplitude_error_px"] == pytest.approx(0.5 * truth[1:].mean(), rel=1e-5)
+    assert report["per_frequency"]["fake_motion_source"].startswith("predicted spectral volumes")
+
+
+def test_resize_spectral_rescales_displacements():
+    spec = np.zeros((2, 4, 6, 8), np.float32)
+    spec[:, 0], spec[:, 3] = 1.0, 2.0  # Re Sx = 1, Im Sy = 2 everywhere
+    out = resize_spectral(spec, 12, 32)  # height ×2, width ×4
+    assert out.shape == (2, 4, 12, 32)
+    assert np.allclose(out[:, 0], 4.0) and np.allclose(out[:, 3], 4.0) and np.allclose(out[:, [1, 2]], 0.0)
 
 
 def test_eval_with_random_weights_computes_every_metric(tmp_path, synth_small, static_fake, tiny_weights):
