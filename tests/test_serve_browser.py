@@ -121,6 +121,9 @@ def test_drag_moves_the_photo_then_it_settles(page, scene):
     loop = {page.evaluate(HASH, "loop") for _ in range(3) if page.wait_for_timeout(120) is None}
     assert len(loop) >= 2, "the loop panel plays"
     page.screenshot(path=str(ARTIFACTS / "serve.png"))
+    page.eval_on_selector("#amplify", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+    page.wait_for_timeout(150)
+    assert page.evaluate(HASH, "loop") == still, "amplification 0 freezes the loop on the photo"
 
 
 def test_browser_integrator_matches_the_python_one(page):
