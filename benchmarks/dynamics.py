@@ -10,7 +10,7 @@ Prints ms and the ratio (reference time / gid time; > 1 means gid is faster) for
 - the whole ``simulate`` call, and its cost per frame.
 
 With ``--browser`` (needs /usr/bin/chromium and Playwright) it also times the page's per-frame work
-in headless Chromium: integrate, sum the modes and warp the photo (what `gid serve` does 60×/s).
+in headless Chromium: integrate, sum the modes and splat the photo (what `gid serve` does 60×/s).
 """
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ def browser_ms(width: int, height: int, modes: int, repeats: int) -> dict[str, f
             for (let i = 0; i < phi.length; i++) phi[i] = Math.sin(i * 0.37) * 0.5;
             for (let i = 0; i < src.length; i++) src[i] = (i * 13) & 255;
             const omega = Array.from({length: M}, (_, k) => 2 * Math.PI * (k + 1) * 30 / 150);
-            const scene = {W, H, P, M, phi, omega, src};
+            const scene = {W, H, P, M, phi, omega, src, acc: new Float64Array(4 * P), cover: new Float64Array(P)};
+            scene.metric = window.gid.splatMetric(scene);
             const q = new Float64Array(2 * M).fill(0.3), v = new Float64Array(2 * M).fill(0.1);
             const dx = new Float32Array(P), dy = new Float32Array(P), out = new ImageData(W, H);
             const time = (fn) => { fn(); let best = Infinity;

@@ -4,8 +4,10 @@
 //   poke     semi-implicit Euler with sub-steps (same scheme as gid.pipeline.dynamics):
 //            v <- (1 - 2 xi w h) v - h w^2 q ;  q <- q + h v,   w h max(1, xi) <= 0.002
 //   loop     q_k = amplify * exp(i w_k tau * speed)  (the predicted motion, §4.1)
-//   warp     displacement D(p) = Re sum_k phi_k(p) q_k; frame(p) = photo(p - D(p)), bilinear
-//            (a backward-warp approximation of the forward warp `gid interact` renders).
+//   warp     displacement D(p) = Re sum_k phi_k(p) q_k of frame 0's pixel p; each pixel is forward
+//            splatted to p + D(p) with bilinear weights b and softmax weight exp(Z(p)), Z = 20 A(p)/max A,
+//            A(p) = sqrt(sum_k |phi_k(p)|^2) (motion magnitude as depth, §5); pixels that receive less
+//            than half a pixel (disocclusions) take photo(p - D(p)), the backward-warp guess.
 "use strict";
 
 const ACCURACY = 0.002;  // largest omega * h * max(1, xi) per sub-step
@@ -48,22 +50,65 @@ function displacement(scene, q, dx, dy) {
   return peak;
 }
 
-/** frame(p) = photo(p - D(p)) with bilinear sampling, edges clamped. */
-function warp(scene, dx, dy, out) {
+/** photo sampled at (sx, sy) with bilinear weights, edges clamped, into out[o..o+2]. */
+function sample(scene, sx, sy, o, out) {
   const { W, H, src } = scene;
+  sx = Math.min(W - 1, Math.max(0, sx)); sy = Math.min(H - 1, Math.max(0, sy));
+  const x0 = Math.min(W - 2, Math.floor(sx)), y0 = Math.min(H - 2, Math.floor(sy));
+  const ax = sx - x0, ay = sy - y0;
+  const i00 = 4 * (y0 * W + x0), i01 = i00 + 4, i10 = i00 + 4 * W, i11 = i10 + 4;
+  for (let c = 0; c < 3; c++) {
+    out[o + c] = (1 - ay) * ((1 - ax) * src[i00 + c] + ax * src[i01 + c]) + ay * ((1 - ax) * src[i10 + c] + ax * src[i11 + c]);
+  }
+}
+
+/** Frame for displacement (dx, dy): softmax forward splatting, holes filled by backward warping. */
+function warp(scene, dx, dy, out) {
+  const { W, H, P, src, metric, acc, cover } = scene;
   const o = out.data;
+  acc.fill(0); cover.fill(0);
   for (let y = 0, p = 0; y < H; y++) {
     for (let x = 0; x < W; x++, p++) {
-      const sx = Math.min(W - 1, Math.max(0, x - dx[p])), sy = Math.min(H - 1, Math.max(0, y - dy[p]));
-      const x0 = Math.min(W - 2, Math.floor(sx)), y0 = Math.min(H - 2, Math.floor(sy));
-      const ax = sx - x0, ay = sy - y0;
-      const i00 = 4 * (y0 * W + x0), i01 = i00 + 4, i10 = i00 + 4 * W, i11 = i10 + 4;
-      for (let c = 0; c < 3; c++) {
-        o[4 * p + c] = (1 - ay) * ((1 - ax) * src[i00 + c] + ax * src[i01 + c]) + ay * ((1 - ax) * src[i10 + c] + ax * src[i11 + c]);
+      const tx = x + dx[p], ty = y + dy[p];
+      if (!(tx > -1 && tx < W && ty > -1 && ty < H)) continue;
+      const x0 = Math.floor(tx), y0 = Math.floor(ty), ax = tx - x0, ay = ty - y0, e = metric[p];
+      const r = src[4 * p], g = src[4 * p + 1], bl = src[4 * p + 2];
+      for (let n = 0; n < 4; n++) {
+        const xi = x0 + (n & 1), yi = y0 + (n >> 1);
+        const b = ((n & 1) ? ax : 1 - ax) * ((n >> 1) ? ay : 1 - ay);
+        if (b === 0 || xi < 0 || xi >= W || yi < 0 || yi >= H) continue;
+        const i = yi * W + xi, w = b * e;
+        acc[4 * i] += w * r; acc[4 * i + 1] += w * g; acc[4 * i + 2] += w * bl; acc[4 * i + 3] += w;
+        cover[i] += b;
+      }
+    }
+  }
+  for (let y = 0, p = 0; y < H; y++) {
+    for (let x = 0; x < W; x++, p++) {
+      if (cover[p] >= 0.5) {
+        const w = acc[4 * p + 3];
+        o[4 * p] = acc[4 * p] / w; o[4 * p + 1] = acc[4 * p + 1] / w; o[4 * p + 2] = acc[4 * p + 2] / w;
+      } else {
+        sample(scene, x - dx[p], y - dy[p], 4 * p, o);
       }
       o[4 * p + 3] = 255;
     }
   }
+}
+
+/** Softmax-splatting weight exp(Z(p)), Z = 20 A(p) / max A, A(p) = sqrt(sum_k |phi_k(p)|^2) (§5). */
+function splatMetric(scene) {
+  const { phi, M, P } = scene;
+  const amp = new Float64Array(P);
+  for (let k = 0; k < M; k++) {
+    const b = 4 * k * P;
+    for (let p = 0; p < P; p++) {
+      amp[p] += phi[b + p] ** 2 + phi[b + P + p] ** 2 + phi[b + 2 * P + p] ** 2 + phi[b + 3 * P + p] ** 2;
+    }
+  }
+  let top = 0;
+  for (let p = 0; p < P; p++) { amp[p] = Math.sqrt(amp[p]); top = Math.max(top, amp[p]); }
+  return amp.map((a) => Math.exp(20 * a / Math.max(top, 1e-12)));
 }
 
 /** Compliance C = Re sum_k phi_k(p) phi_k(p)^H / w_k^2 at pixel index p, as [cxx, cxy, cyy]. */
@@ -154,8 +199,9 @@ async function load(pid) {
     pid, W, H, P, M, phi, omega: Float64Array.from(info.omega), src: off.getImageData(0, 0, W, H).data,
     q: new Float64Array(2 * M), v: new Float64Array(2 * M), loopQ: new Float64Array(2 * M),
     dx: new Float32Array(P), dy: new Float32Array(P), loopDx: new Float32Array(P), loopDy: new Float32Array(P),
-    moving: false, drag: null, tau: 0,
+    acc: new Float64Array(4 * P), cover: new Float64Array(P), moving: false, drag: null, tau: 0,
   };
+  scene.metric = splatMetric(scene);
   scene.maxCompliance = 0;
   for (let p = 0; p < P; p++) { const c = compliance(scene, p); scene.maxCompliance = Math.max(scene.maxCompliance, c[0] + c[2]); }
   for (const id of ["poke", "loop"]) { $(id).width = W; $(id).height = H; }
@@ -274,5 +320,5 @@ function setUp() {
   requestAnimationFrame(frame);
 }
 
-window.gid = { advance, displacement, warp, compliance, pullState, get scene() { return scene; } };
+window.gid = { advance, displacement, warp, splatMetric, compliance, pullState, get scene() { return scene; } };
 setUp();
