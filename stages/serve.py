@@ -175,6 +175,17 @@ def create_app(cfg: ServeConfig | None = None):
 
         jobs.submit(job)
 
+    @app.middleware("http")
+    async def refuse_huge_bodies(request, call_next):
+        """Answer 413 from the Content-Length header, before the multipart body is spooled to disk."""
+        limit = 2 * cfg.max_upload_bytes + 65536  # a photo and a spectral volume, plus form overhead
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > limit:
+            return JSONResponse({"detail": f"upload of {int(length) / 2**20:.1f} MB is larger than the "
+                                           f"{cfg.max_upload_bytes / 2**20:.3g} MB limit per file; shrink it first"},
+                                status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(UploadError)
     async def upload_error(_request, err: UploadError):
         return JSONResponse({"detail": str(err)}, status_code=err.status)

@@ -130,3 +130,8 @@ def test_unknown_photo_and_basis_not_ready(client):
 def test_serve_refuses_a_folder_that_is_not_a_bundle(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a model bundle"):
         ServeConfig(model=tmp_path)
+
+
+def test_huge_request_is_refused_from_its_header(client):
+    res = client.post("/api/photos", content=b"x" * 500_000, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert res.status_code == 413 and "larger than the 0.191 MB limit per file" in res.json()["detail"]
