@@ -256,7 +256,9 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
     workers = workers or max(1, int(cpus))
     decoders = max(1, round(cpus / 4))
-    actor_cpus = max(0.1, (cpus - 0.5 * decoders) / workers)
+    # An actor and a decoder must fit together on the smallest node: fractions do not pack across nodes.
+    node_cpus = min((n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")), default=cpus)
+    actor_cpus = max(0.1, min((cpus - 0.5 * decoders) / workers, node_cpus - 0.5))
     bar = tqdm(total=len(todo), unit="video", desc="preprocess", disable=not progress)
     try:
         ds = rd.from_items([{"source": s} for s in todo], override_num_blocks=min(len(todo), 10_000))
