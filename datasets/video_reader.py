@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".y4m", ".gif", ".flv", ".wmv")
@@ -82,21 +81,23 @@ def open_container(source: str):
         raise VideoError("open", f"{source}: cannot open as a video ({err})") from None
 
 
-def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply the display matrix's counter-clockwise ``rotation`` (degrees, multiple of 90)."""
-    turns = int(round(rotation / 90.0)) % 4
-    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+def frame_to_rgb(frame, width: int, height: int) -> np.ndarray:
+    """A decoded ``av.VideoFrame`` → upright RGB ``(height, width, 3)`` uint8, aspect ratio kept.
 
-
-def cover_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``(h, w, 3)`` → ``(height, width, 3)``: scale to cover, then centre-crop (aspect kept)."""
-    h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (new_w, new_h), interpolation=interp) if (new_w, new_h) != (w, h) else image
+    swscale converts the pixel format and scales to cover ``width × height`` in one pass (area
+    filter; 2× faster than converting at full size and resizing after), then the display matrix's
+    counter-clockwise ``rotation`` is applied and the centre cropped.
+    """
+    turns = int(round(frame.rotation / 90.0)) % 4
+    upright_w, upright_h = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+    scale = max(width / upright_w, height / upright_h)
+    new_w, new_h = max(width, round(upright_w * scale)), max(height, round(upright_h * scale))
+    stored_w, stored_h = (new_h, new_w) if turns % 2 else (new_w, new_h)
+    image = frame.to_ndarray(format="rgb24", width=stored_w, height=stored_h, interpolation="AREA")
+    if turns:
+        image = np.rot90(image, turns)
     top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    return np.ascontiguousarray(image[top:top + height, left:left + width])
 
 
 def iter_frames(source: str, spec: ClipSpec) -> Iterator[np.ndarray]:
@@ -126,7 +127,7 @@ def iter_frames(source: str, spec: ClipSpec) -> Iterator[np.ndarray]:
                 else:
                     first_pts = frame.pts if first_pts is None else first_pts
                     time = (frame.pts - first_pts) * time_base
-                image = cover_resize(_upright(frame.to_ndarray(format="rgb24"), frame.rotation), spec.width, spec.height)
+                image = frame_to_rgb(frame, spec.width, spec.height)
                 if prev_image is not None:
                     midpoint = 0.5 * (prev_time + time)
                     while out_index / spec.fps < midpoint:  # output times closer to the previous frame

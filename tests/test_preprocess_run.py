@@ -28,6 +28,8 @@ NUM_FRAMES, NUM_FREQS = 48, 16
 # Trajectory endpoint error of the whole command (DIS fast, H.264 crf 17, 128×80, T = 48, K = 16)
 # against the exact motion, on visible non-occluded pixels; measured 0.22–0.35 px mean per video.
 EPE_BOUND = 0.5
+# Raw flow of one frame (no band limit): per-frame mean endpoint error measured 0.51–0.71 px at worst.
+FRAME_EPE_BOUND = 1.0
 
 
 def run_cli(*args: str):
@@ -115,8 +117,9 @@ def test_target_frames_hold_the_frames_and_their_flow(corpus, processed):
             frames, _ = read_video(row["source"], max_frames=NUM_FRAMES)
             np.testing.assert_array_equal(images, frames[ts])
             traj, _, valid = exact_trajectories(corpus, row["source"])
-            epe = np.sqrt(((flows - traj[ts]) ** 2).sum(axis=1))
-            assert epe[valid[ts]].mean() < EPE_BOUND
+            for flow, t in zip(flows, ts):
+                epe = np.sqrt(((flow - traj[t]) ** 2).sum(axis=0))
+                assert epe[valid[t]].mean() < FRAME_EPE_BOUND
 
 
 def test_scales_are_the_nonzero_95th_percentile_of_every_stored_value(processed):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from preprocess_corpus import encode
 
-from gid.datasets.video_reader import ClipSpec, VideoError, cover_resize, iter_clips, iter_frames
+from gid.datasets.video_reader import ClipSpec, VideoError, iter_clips, iter_frames
 from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.flow import flow_methods, make_flow
 from gid.pipeline.quality import QualityConfig, assess
@@ -66,7 +66,7 @@ def test_rotation_metadata_makes_frames_upright(tmp_path):
     frame = next(iter_frames(str(path), ClipSpec(width=48, height=64)))
     assert frame.shape == (64, 48, 3)
     assert np.abs(frame.astype(int) - upright).mean() < 2.0
-    ignoring_rotation = cover_resize(stored, 48, 64)
+    ignoring_rotation = cv2.resize(stored, (48, 64), interpolation=cv2.INTER_AREA)
     assert np.abs(ignoring_rotation.astype(int) - upright).mean() > 10  # the test would catch a reader that ignores it
 
 
@@ -80,12 +80,22 @@ def test_unusual_pixel_formats_decode_to_rgb(tmp_path, codec, pix_fmt, suffix):
     assert np.abs(frame.astype(int) - image).mean() < 1.5
 
 
-def test_cover_resize_keeps_aspect_and_centres():
+@pytest.mark.parametrize("size,rotation", [((50, 50), 0), ((200, 100), 0), ((50, 50), 90), ((25, 50), 270)])
+def test_frames_are_scaled_to_cover_and_centre_cropped(tmp_path, size, rotation):
     image = np.zeros((50, 100, 3), np.uint8)
-    image[:, 25:75] = 255  # the central square
-    out = cover_resize(image, 50, 50)
-    assert out.shape == (50, 50, 3) and out.min() == 255  # only the centre survives the crop
-    assert cover_resize(image, 200, 100).shape == (100, 200, 3)
+    image[:, 25:75] = 255  # a central square on black
+    stored = np.ascontiguousarray(np.rot90(image, -rotation // 90))
+    path = encode(tmp_path / "wide.mp4", np.repeat(stored[None], 2, axis=0), rotation=rotation, pix_fmt="yuv444p")
+    width, height = size
+    frame = next(iter_frames(str(path), ClipSpec(width=width, height=height)))
+    assert frame.shape == (height, width, 3)
+    scale = max(width / 100, height / 50)
+    expected = cv2.resize(image, (round(100 * scale), round(50 * scale)), interpolation=cv2.INTER_AREA)
+    top, left = (expected.shape[0] - height) // 2, (expected.shape[1] - width) // 2
+    expected = expected[top:top + height, left:left + width]
+    assert np.abs(frame.astype(int) - expected).mean() < 4
+    if width / height <= 1:
+        assert frame[2:-2, 2:-2].min() > 240  # only the white centre survives the crop
 
 
 def test_too_short_and_missing_videos_raise_video_errors(tmp_path):
