@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 ACCURACY = 0.002  # largest ω·h·max(1, ξ) per sub-step
-MIN_COMPLIANCE = 1e-4  # pulls need a point with ≥ 1 % of the largest modal amplitude (compliance ratio 10⁻⁴)
+MIN_COMPLIANCE = 1e-4  # pulls act in directions with ≥ 1 % of the largest modal amplitude (compliance 10⁻⁴)
 
 
 @dataclass
@@ -119,17 +119,23 @@ def force_for_pull(basis: ModalBasis, point: tuple[float, float], pull: tuple[fl
     ``C = Re Σ_k φ_k(p)·φ_k(p)ᴴ / (m·ω_k²)``; d solves it in the least-squares, minimum-norm sense
     (a point that can only move sideways follows the sideways part of the pull).
 
-    A point whose compliance ``tr C`` is below ``MIN_COMPLIANCE`` of the image's largest is refused:
+    Directions in which p is stiffer than ``MIN_COMPLIANCE`` times the image's most compliant point
+    (``tr C``) are treated as rigid, and a point that is that stiff in every direction is refused:
     pulling an (almost) motionless point would need a huge force that flings everything else.
     """
     phi = shapes_at(basis, point)  # (M, 2)
     compliance = np.real(np.einsum("ki,kj,k->ij", phi, np.conj(phi), 1.0 / (mass * basis.omega**2)))
     everywhere = np.einsum("kchw,k->hw", np.abs(basis.shapes) ** 2, 1.0 / (mass * basis.omega**2))
-    if np.trace(compliance) <= MIN_COMPLIANCE * everywhere.max():
+    floor = MIN_COMPLIANCE * float(everywhere.max())
+    values, vectors = np.linalg.eigh(compliance)
+    keep = values > floor
+    if not keep.any():
         x, y = point
-        raise ValueError(f"point ({x:g}, {y:g}) barely moves in this motion ({np.sqrt(np.trace(compliance) / everywhere.max()):.1%} "
-                         "of the most mobile point's amplitude); pull a point on something that moves")
-    return np.linalg.pinv(compliance, rcond=1e-9, hermitian=True) @ np.asarray(pull, dtype=np.float64)
+        ratio = math.sqrt(max(np.trace(compliance), 0.0) / max(float(everywhere.max()), 1e-300))
+        raise ValueError(f"point ({x:g}, {y:g}) barely moves in this motion ({ratio:.1%} of the most mobile "
+                         "point's amplitude); pull a point on something that moves")
+    v = vectors[:, keep]
+    return v @ ((v.T @ np.asarray(pull, dtype=np.float64)) / values[keep])
 
 
 def substeps_for(omega: np.ndarray, fps: float, damping: float) -> int:

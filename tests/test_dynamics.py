@@ -222,3 +222,14 @@ def test_pulling_a_motionless_point_is_refused():
     with pytest.raises(ValueError, match=r"point \(8, 6\) barely moves"):
         force_for_pull(basis, (8, 6), (3.0, 0.0))
     assert np.isfinite(force_for_pull(basis, (2, 2), (3.0, 0.0))).all()
+
+
+def test_pull_ignores_directions_in_which_the_point_is_nearly_rigid():
+    """Vertical motion 10⁻³ of horizontal: a diagonal drag must not become a huge vertical force."""
+    spec = random_spectral(5)
+    spec[:, 2:] *= 1e-3
+    basis = modal_basis(spec, T, FPS)
+    force = force_for_pull(basis, (3.0, 3.0), (1.2, 5.0))
+    out = simulate(spec, (3.0, 3.0), force, 2, FPS, impulse=False, spectral_frames=T)
+    assert abs(out[0, 0, 3, 3] - 1.2) < 0.05 and abs(out[0, 1, 3, 3]) < 0.05
+    assert np.abs(out[0]).max() < 100 * 1.2

@@ -138,3 +138,27 @@ def test_browser_integrator_matches_the_python_one(page):
          np.column_stack([v0.real, v0.imag]).ravel().tolist()])
     np.testing.assert_allclose(np.array(js[0]).reshape(3, 2) @ [1, 1j], q[30], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.array(js[1]).reshape(3, 2) @ [1, 1j], v[30], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("vertical", [1.0, 1e-3])
+def test_browser_pull_matches_force_for_pull(page, vertical):
+    """The page's drag state equals the static deflection of gid.pipeline.dynamics.force_for_pull."""
+    from gid.pipeline.dynamics import force_for_pull, modal_basis, shapes_at
+
+    rng = np.random.default_rng(7)
+    spectral = rng.normal(size=(4, 4, 5, 6))
+    spectral[:, 2:] *= vertical  # 1e-3: nearly rigid vertically, the pull acts sideways only
+    basis = modal_basis(spectral, 16, 30.0)
+    point, pull = (2, 3), (1.5, -2.0)
+    force = force_for_pull(basis, point, pull)
+    q = np.conj(shapes_at(basis, point)) @ force / basis.omega**2
+    phi = np.stack([basis.shapes[:, 0].real, basis.shapes[:, 0].imag, basis.shapes[:, 1].real,
+                    basis.shapes[:, 1].imag], axis=1).astype(np.float32)
+    js = page.evaluate("""([phi, omega, x, y, ux, uy]) => {
+        const M = omega.length, P = 30, scene = {phi: Float32Array.from(phi), omega, M, P, W: 6, H: 5};
+        scene.maxCompliance = 0;
+        for (let p = 0; p < P; p++) { const c = window.gid.compliance(scene, p); scene.maxCompliance = Math.max(scene.maxCompliance, c[0] + c[2]); }
+        const q = new Float64Array(2 * M);
+        window.gid.pullState(scene, x, y, ux, uy, q);
+        return Array.from(q); }""", [phi.ravel().tolist(), basis.omega.tolist(), *point, *pull])
+    np.testing.assert_allclose(np.array(js).reshape(-1, 2) @ [1, 1j], q, rtol=1e-4, atol=1e-7 * np.abs(q).max())

@@ -12,7 +12,7 @@
 
 const ACCURACY = 0.002;  // largest omega * h * max(1, xi) per sub-step
 const REST_PX = 0.02;    // the poke is "at rest" when no pixel moves by more than this
-const MIN_COMPLIANCE = 1e-4;  // as gid.pipeline.dynamics: pull only points with >= 1 % of the top amplitude
+const MIN_COMPLIANCE = 1e-4;  // as gid.pipeline.dynamics: pulls act where p has >= 1 % of the top amplitude
 
 /** Advance modal coordinates (re/im arrays) by dt seconds; returns the number of sub-steps. */
 function advance(q, v, omega, xi, dt) {
@@ -111,6 +111,12 @@ function splatMetric(scene) {
   return amp.map((a) => Math.exp(20 * a / Math.max(top, 1e-12)));
 }
 
+/** Largest eigenvalue of the symmetric 2x2 compliance [cxx, cxy, cyy]. */
+function stiffest([cxx, cxy, cyy]) {
+  const tr = cxx + cyy, det = cxx * cyy - cxy * cxy;
+  return tr / 2 + Math.sqrt(Math.max(0, tr * tr / 4 - det));
+}
+
 /** Compliance C = Re sum_k phi_k(p) phi_k(p)^H / w_k^2 at pixel index p, as [cxx, cxy, cyy]. */
 function compliance(scene, p) {
   const { phi, M, P, omega } = scene;
@@ -128,20 +134,19 @@ function pullState(scene, x, y, ux, uy, q) {
   const { phi, M, P, W, omega } = scene;
   const p = Math.round(y) * W + Math.round(x);
   const [cxx, cxy, cyy] = compliance(scene, p);
-  // Pseudo-inverse of the symmetric 2x2 compliance (a point that cannot move vertically ignores dy).
+  // Inverse of the compliance on the directions where p is not nearly rigid (as force_for_pull).
   const tr = cxx + cyy, det = cxx * cyy - cxy * cxy, disc = Math.sqrt(Math.max(0, tr * tr / 4 - det));
   const l1 = tr / 2 + disc, l2 = tr / 2 - disc;
+  // Unit eigenvector of l1: (cxy, l1 - cxx) or (l1 - cyy, cxy), whichever is longer; the x axis when C
+  // is isotropic. The eigenvector of l2 is perpendicular to it.
+  let [ex, ey] = Math.abs(l1 - cxx) >= Math.abs(l1 - cyy) ? [cxy, l1 - cxx] : [l1 - cyy, cxy];
+  const norm = Math.hypot(ex, ey);
+  [ex, ey] = norm > 0 ? [ex / norm, ey / norm] : [1, 0];
   let fx = 0, fy = 0;
-  const eig = (l) => {  // unit eigenvector of eigenvalue l
-    let ex = cxy, ey = l - cxx;
-    if (Math.hypot(ex, ey) < 1e-30) { ex = l - cyy; ey = cxy; }
-    if (Math.hypot(ex, ey) < 1e-30) { ex = 1; ey = 0; if (Math.abs(l - cyy) < Math.abs(l - cxx)) { ex = 0; ey = 1; } }
-    const n = Math.hypot(ex, ey); return [ex / n, ey / n];
-  };
-  for (const l of [l1, l2]) {
-    if (l <= 1e-9 * l1 || l <= 0) continue;
-    const [ex, ey] = eig(l), s = (ex * ux + ey * uy) / l;
-    fx += s * ex; fy += s * ey;
+  for (const [l, vx, vy] of [[l1, ex, ey], [l2, -ey, ex]]) {
+    if (l <= MIN_COMPLIANCE * scene.maxCompliance) continue;
+    const s = (vx * ux + vy * uy) / l;
+    fx += s * vx; fy += s * vy;
   }
   for (let k = 0; k < M; k++) {
     const b = 4 * k * P, w2 = omega[k] * omega[k];
@@ -262,8 +267,8 @@ function setUp() {
   const poke = $("poke");
   poke.addEventListener("pointerdown", (e) => {
     if (!scene) return;
-    const [x, y] = imagePoint(e), c = compliance(scene, Math.round(y) * scene.W + Math.round(x));
-    if (c[0] + c[2] <= MIN_COMPLIANCE * scene.maxCompliance) { setPokeState("this point does not move: pull something that moves"); return; }
+    const [x, y] = imagePoint(e);
+    if (stiffest(compliance(scene, Math.round(y) * scene.W + Math.round(x))) <= MIN_COMPLIANCE * scene.maxCompliance) { setPokeState("this point does not move: pull something that moves"); return; }
     poke.setPointerCapture(e.pointerId);
     scene.drag = [x, y];
     setPokeState("pulled");
