@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
                                                   "softmax splatting; splat; learned."),
         spectral: bool = typer.Option(False, "--spectral", help="Render the motion stored in clip tables "
                                                                 "(their `spectral` column) instead of sampling it."),
+        save_motion: bool = typer.Option(False, "--save-motion", help="Also write each video's spectral volume "
+                                                                    "(K, 4, h, w) as videos/NAME.npy; `gid eval` "
+                                                                    "then measures motion exactly, without flow."),
         image_column: str = typer.Option("image", help="Column of Parquet inputs that holds encoded images."),
         address: str = typer.Option(None, help="Ray cluster address (e.g. ray://head:10001); default: "
                                                "$RAY_ADDRESS, else a local Ray."),
@@ -44,7 +47,7 @@ def register(app: typer.Typer) -> None:
         cfg = RenderConfig(model=model, out=out, frames=frames, fps=fps, loop=loop, amplify=amplify,
                            num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed, num_gpus=num_gpus,
                            num_workers=num_workers, batch_size=batch_size, max_side=max_side, renderer=renderer,
-                           spectral=spectral, image_column=image_column, address=address, tracking_uri=mlflow_uri)
+                           spectral=spectral, save_motion=save_motion, image_column=image_column, address=address, tracking_uri=mlflow_uri)
         summary = render_bulk(inputs, cfg)
         typer.echo(f"rendered {summary.rendered}, failed {summary.failed}, skipped {summary.skipped} (already done) "
                    f"in {summary.seconds:.1f} s: {summary.videos_per_s:.2f} videos/s, {summary.frames_per_s:.1f} frames/s")

@@ -58,6 +58,7 @@ class RenderConfig:
     batch_size: int = 4
     max_side: int = 512
     renderer: str = "auto"  # auto: the bundle's renderer/ if present, else softmax splatting
+    save_motion: bool = False  # also write each video's spectral volume as videos/{name}.npy (gid eval uses it)
     spectral: bool = False  # render the `spectral` column of clip tables instead of sampling motion
     image_column: str = "image"
     address: str | None = None
@@ -319,7 +320,7 @@ class MotionRenderer:
                         motion[i] = self._sample([images[i]])[0]
                     except Exception as err:  # noqa: BLE001
                         errors[i] = _failure("motion", err)
-        frames, seconds = [], []
+        frames, seconds, volumes = [], [], []
         for i in range(count):
             start, data = time.perf_counter(), b""
             if not errors[i]:
@@ -329,13 +330,21 @@ class MotionRenderer:
                     errors[i] = _failure("render", err)
             frames.append(data)
             seconds.append(time.perf_counter() - start)
-        return {"source": batch["source"], "name": batch["name"], "frames": np.array(frames, dtype=object), "height": batch["height"],
-                "width": batch["width"], "error": np.array(errors, dtype=object), "render_s": np.array(seconds)}
+            keep = self.cfg.save_motion and not errors[i]
+            volumes.append(np.ascontiguousarray(motion[i].cpu().numpy(), np.float32) if keep else np.zeros((0, 4, 0, 0), np.float32))
+        return {"source": batch["source"], "name": batch["name"], "frames": np.array(frames, dtype=object),
+                "height": batch["height"], "width": batch["width"], "error": np.array(errors, dtype=object),
+                "render_s": np.array(seconds), "spectral": np.array([v.tobytes() for v in volumes], dtype=object),
+                "spectral_shape": np.array([v.shape for v in volumes], np.int64)}
 
 
 def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str, np.ndarray]:
-    """Encode stage (Ray task): frames → ``OUT/videos/*.mp4`` (H.264, atomic); rows for the manifest."""
-    from gid.datasets.video import write_video
+    """Encode stage (Ray task): frames → ``OUT/videos/*.mp4`` (H.264, atomic); rows for the manifest.
+
+    With ``save_motion`` the spectral volume ``(K, 4, h, w)`` the video was rendered from (at the
+    model's resolution, amplification applied) goes beside it as ``{video}.npy``.
+    """
+    from gid.datasets.video import atomic_path, write_video
 
     videos, num_frames, errors = [], [], list(batch["error"])
     for i, source in enumerate(batch["source"]):
@@ -345,6 +354,10 @@ def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str
                 height, width = int(batch["height"][i]), int(batch["width"][i])
                 frames = np.frombuffer(batch["frames"][i], np.uint8).reshape(-1, height, width, 3)
                 name, count = video_name(source, str(batch["name"][i])), len(frames)
+                shape = tuple(int(v) for v in batch["spectral_shape"][i])
+                if shape[0]:
+                    with atomic_path((Path(out) / name).with_suffix(".npy")) as tmp:
+                        np.save(tmp, np.frombuffer(batch["spectral"][i], np.float32).reshape(shape))
                 write_video(Path(out) / name, frames, fps=fps)
             except Exception as err:  # noqa: BLE001
                 errors[i] = _failure("encode", err)

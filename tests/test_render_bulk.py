@@ -44,7 +44,7 @@ def first_run(ray_local, clip_table, tmp_path_factory):
 
     _, table = clip_table
     out = tmp_path_factory.mktemp("render")
-    cfg = RenderConfig(out=out, frames=FRAMES, spectral=True, batch_size=2, renderer="splat", progress=False,
+    cfg = RenderConfig(out=out, frames=FRAMES, spectral=True, batch_size=2, renderer="splat", progress=False, save_motion=True,
                        tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     return cfg, render_bulk([table], cfg)
 
@@ -63,6 +63,7 @@ def test_videos_match_the_in_process_renderer(first_run, clip_table):
     for i, row in enumerate(rows[:3]):
         entry = manifest[f"{table}#{i}"]
         assert entry["status"] == "ok" and entry["frames"] == FRAMES and entry["seconds"] == pytest.approx(FRAMES / 30)
+        np.testing.assert_array_equal(np.load((cfg.out / entry["video"]).with_suffix(".npy")), decode_spectral(row))
         reference = render_video(decode_image(row["image"]), spectral_to_trajectories(decode_spectral(row), FRAMES))
         write_video(cfg.out / "reference.mp4", reference, fps=30)
         assert psnr(read_video(cfg.out / entry["video"])[0], read_video(cfg.out / "reference.mp4")[0]) > 45

@@ -68,7 +68,7 @@ def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp
     from gid.stages.render import RenderConfig, render_bulk
 
     cfg = RenderConfig(model=bundle, out=tmp_path / "out", frames=FRAMES, num_inference_steps=STEPS, batch_size=2,
-                       progress=False, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+                       save_motion=True, progress=False, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     summary = render_bulk([photos], cfg)
     assert (summary.rendered, summary.failed) == (2, 0)
     manifest = {r["source"]: r for r in pq.read_table(summary.manifest).to_pylist()}
@@ -82,6 +82,8 @@ def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp
     for name, image, volume in zip("ab", images, spec):
         entry = manifest[str(photos / f"{name}.png")]
         assert entry["status"] == "ok" and (entry["height"], entry["width"]) == image.shape[:2]
+        saved = np.load((cfg.out / entry["video"]).with_suffix(".npy"))
+        np.testing.assert_allclose(saved, volume.numpy(), rtol=1e-4, atol=1e-5)  # what the video was rendered from
         traj = spectral_to_trajectories(resize_spectral(volume, image.shape[:2]), FRAMES)
         write_video(tmp_path / "reference.mp4", render_video(image, traj.numpy()), fps=30)
         fake = read_video(cfg.out / entry["video"])[0]
