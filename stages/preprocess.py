@@ -247,11 +247,12 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     from tqdm import tqdm
 
     context = rd.DataContext.get_current()
-    saved = context.enable_progress_bars, context.target_max_block_size
+    data_logger = logging.getLogger("ray.data")
+    saved = context.enable_progress_bars, context.target_max_block_size, data_logger.level
     context.enable_progress_bars = False  # one bar for the whole run (videos), below
     # One decoded clip per block, so clips spread evenly over the actors even when videos are few.
     context.target_max_block_size = cfg.num_frames * cfg.height * cfg.width * 3
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
+    data_logger.setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
     workers = workers or max(1, int(cpus))
@@ -270,7 +271,8 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
             _collect(row, store, summary, bar)
     finally:
         bar.close()
-        context.enable_progress_bars, context.target_max_block_size = saved
+        context.enable_progress_bars, context.target_max_block_size = saved[:2]
+        data_logger.setLevel(saved[2])
 
 
 def _collect(row: dict[str, Any], store, summary: Summary, bar) -> None:
