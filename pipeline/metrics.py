@@ -218,19 +218,20 @@ def loop_seam_error(trajectories: np.ndarray) -> float:
     return float(np.hypot(*(traj[-1] - traj[0])).mean())
 
 
-def frame_seam_ratio(frames: np.ndarray) -> float:
+def frame_seam_ratio(frames: np.ndarray, min_step: float = 0.1) -> float:
     """How visible the cut is when a video loops: ``mean|I_{T−1} − I_0|`` over the mean frame step.
 
-    ``frames``: ``(T, H, W, 3)``. The mean frame step is ``mean_t mean|I_{t+1} − I_t|``; a ratio near
-    1 (or below) means the jump back to frame 0 looks like any other frame step, ≫ 1 a visible pop.
-    Needs no motion estimate; NaN for a video without any change.
+    ``frames``: ``(T, H, W, 3)`` (uint8 scale). The mean frame step is ``mean_t mean|I_{t+1} − I_t|``;
+    a ratio near 1 (or below) means the jump back to frame 0 looks like any other frame step, ≫ 1 a
+    visible pop. Needs no motion estimate. NaN when the mean step is below ``min_step`` grey
+    levels: a still video has no frame step to compare with (its ratio would be codec noise).
     """
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 4 or frames.shape[0] < 3:
         raise ValueError(f"frames must be (T, H, W, 3) with T ≥ 3, got {frames.shape}")
     step = float(np.abs(np.diff(frames, axis=0)).mean())
     seam = float(np.abs(frames[-1] - frames[0]).mean())
-    return seam / step if step > 0 else float("nan")
+    return seam / step if step >= min_step else float("nan")
 
 
 def mean_motion_magnitude(trajectories: np.ndarray) -> np.ndarray:

@@ -34,10 +34,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare generated videos with real ones (paper §7) and with the true motion.
 
-        Writes OUT/metrics.json (every metric the given weights allow, plus `skipped` saying why
-        the others are missing), OUT/motion_magnitude.png, OUT/amplitude_spectra.png (with --gt) and
-        OUT/sliding_windows.png (with --inception or --dt-i3d). Without any weights the motion
-        metrics still run: they need only optical flow.
+        Writes OUT/metrics.json (every metric the given weights allow, plus `skipped` saying why the others are missing), OUT/motion_magnitude.png, OUT/amplitude_spectra.png (with --gt) and OUT/sliding_windows.png (with --inception or --dt-i3d).
+
+        Without any weights the motion metrics still run: they need only optical flow. A predicted spectral volume saved as {video}.npy beside a fake video makes its amplitude error exact. See docs/evaluate.md.
         """
         from gid.stages.evaluate import EvalConfig, evaluate
 

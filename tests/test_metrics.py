@@ -190,6 +190,9 @@ def test_frame_seam_ratio_of_a_ramp():
     assert frame_seam_ratio(ramp) == pytest.approx(19.0)
     loop = np.concatenate([ramp[:10], ramp[9::-1]])  # goes up and back down to frame 0
     assert frame_seam_ratio(loop) == pytest.approx(0.0)
+    still = np.full((10, 4, 4, 3), 100.0)
+    still[::2] += 0.05  # codec noise only
+    assert np.isnan(frame_seam_ratio(still))
 
 
 def test_motion_magnitude_distance_zero_on_truth_and_linear_in_scale(truth):
