@@ -9,7 +9,8 @@ per source pixel, looping over channels (reads of ``input (B, C, H, W)`` coalesc
 - ``softsplat_splat``: ``atomicAdd`` of ``w·x`` into the float32 numerator and of ``w`` into the
   denominator;
 - ``softsplat_grad``: the gather-only backward of :mod:`gid.kernels.softsplat_triton`, given
-  ``G = g / (D + ε)`` and ``s = −Σ_c G·out``.
+  ``G = g / (D + ε)`` and ``s = −Σ_c G·out`` (soft mode: plus ``ε·s(q)`` for the source(s)
+  attaining ``M(q)``, counted by ``softsplat_splat``).
 
 Everything is computed in float32 (float16/bfloat16/float64 inputs are converted first). CuPy is
 imported on first use: ``pip install 'gid[gpu]'`` (``cupy-cuda12x``) on a CUDA machine.
@@ -24,6 +25,8 @@ MODE_IDS = {"sum": 0, "avg": 1, "linear": 2, "soft": 3}
 THREADS = 256
 
 CUDA_SOURCE = r"""
+#define EPS 1e-7f
+
 struct Corners {
     long long q[4];   // flat target index (b*H*W + y*W + x) of corners (x0,y0) (x1,y0) (x0,y1) (x1,y1)
     float b[4];       // bilinear weights
@@ -71,7 +74,8 @@ extern "C" __global__ void softsplat_peak(const float* flow, const float* metric
 }
 
 extern "C" __global__ void softsplat_splat(const float* x, const float* flow, const float* metric, const float* peak,
-                                           float* num, float* den, long long n_pixels, int C, int H, int W, int mode) {
+                                           float* num, float* den, float* count, long long n_pixels, int C, int H, int W,
+                                           int mode) {
     const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n_pixels) return;
     Corners c;
@@ -83,7 +87,11 @@ extern "C" __global__ void softsplat_splat(const float* x, const float* flow, co
     for (int k = 0; k < 4; ++k) {
         float e = 1.0f;
         if (mode == 2) e = metric[p];
-        if (mode == 3) e = c.v[k] ? expf(fminf(metric[p] - peak[c.q[k]], 0.0f)) : 0.0f;
+        if (mode == 3 && c.v[k]) {
+            const float peak_q = peak[c.q[k]];
+            e = expf(fminf(metric[p] - peak_q, 0.0f));
+            if (c.b[k] > 0.0f && metric[p] == peak_q) atomicAdd(count + c.q[k], 1.0f);  // attains M(q)
+        }
         w[k] = c.b[k] * e;
         if (mode != 0 && c.v[k]) atomicAdd(den + c.q[k], w[k]);
     }
@@ -96,7 +104,8 @@ extern "C" __global__ void softsplat_splat(const float* x, const float* flow, co
 }
 
 extern "C" __global__ void softsplat_grad(const float* x, const float* flow, const float* metric, const float* peak,
-                                          const float* g, const float* s, float* gx, float* gflow, float* gmetric,
+                                          const float* count, const float* g, const float* s, float* gx, float* gflow,
+                                          float* gmetric,
                                           long long n_pixels, int C, int H, int W, int mode) {
     const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n_pixels) return;
@@ -137,7 +146,12 @@ extern "C" __global__ void softsplat_grad(const float* x, const float* flow, con
     }
     if (mode == 3) {
         float gz = 0.0f;
-        for (int k = 0; k < 4; ++k) gz += w[k] * dw[k];
+        for (int k = 0; k < 4; ++k) {
+            gz += w[k] * dw[k];
+            // dL/dM(q) = eps * s(q), to the source(s) attaining M(q), split between ties
+            if (c.v[k] && c.b[k] > 0.0f && metric[p] == peak[c.q[k]])
+                gz += EPS * s[c.q[k]] / fmaxf(count[c.q[k]], 1.0f);
+        }
         gmetric[p] = gz;
     }
 }
@@ -200,23 +214,24 @@ class SoftsplatCupy(torch.autograd.Function):
         metric32 = _f32(metric) if metric is not None else flow32  # a dummy pointer, never read
         num = torch.zeros_like(x)
         den = torch.zeros((batch, 1, height, width), device=x.device, dtype=torch.float32)
-        peak = den
+        peak = count = den  # dummy pointers outside soft mode, never read
         if mode == "soft":
             peak = torch.full_like(den, float("-inf"))
+            count = torch.zeros_like(den)
             _launch("softsplat_peak", n, flow32, metric32, peak, np.int64(n), height, width)
-        _launch("softsplat_splat", n, x, flow32, metric32, peak, num, den, np.int64(n), channels, height, width,
+        _launch("softsplat_splat", n, x, flow32, metric32, peak, num, den, count, np.int64(n), channels, height, width,
                 MODE_IDS[mode])
         out = num if mode == "sum" else num / (den + EPS)
         ctx.mode = mode
         ctx.dtypes = (input.dtype, flow.dtype, None if metric is None else metric.dtype)
-        ctx.save_for_backward(x, flow32, metric32, peak, out, den)
+        ctx.save_for_backward(x, flow32, metric32, peak, count, out, den)
         return out.to(input.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         import numpy as np
 
-        x, flow, metric, peak, out, den = ctx.saved_tensors
+        x, flow, metric, peak, count, out, den = ctx.saved_tensors
         batch, channels, height, width = x.shape
         n = batch * height * width
         g = _f32(grad)
@@ -226,7 +241,7 @@ class SoftsplatCupy(torch.autograd.Function):
             g = g / (den + EPS)
             s = -(g * out).sum(dim=1, keepdim=True)
         grad_x, grad_flow, grad_metric = torch.empty_like(x), torch.empty_like(flow), torch.empty_like(den)
-        _launch("softsplat_grad", n, x, flow, metric, peak, g, s, grad_x, grad_flow, grad_metric, np.int64(n),
+        _launch("softsplat_grad", n, x, flow, metric, peak, count, g, s, grad_x, grad_flow, grad_metric, np.int64(n),
                 channels, height, width, MODE_IDS[ctx.mode])
         in_dtype, flow_dtype, metric_dtype = ctx.dtypes
         gm = grad_metric.to(metric_dtype) if ctx.mode in ("linear", "soft") else None

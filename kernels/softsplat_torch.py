@@ -11,8 +11,10 @@ gathers from its four corners
 - ``∂L/∂w(p, q) = Σ_c G(q)·x(p) + s(q)``, with ``w = b·e`` and ``e = 1 | Z | exp(Z − M(q))``
 - ``∂L/∂F(p) = Σ_q ∂b/∂F·e·∂L/∂w``, ``∂L/∂Z(p) = Σ_q b·∂L/∂w`` (linear) or ``Σ_q w·∂L/∂w`` (soft)
 
-(``sum`` mode: ``G = g``, ``s = 0``). The per-target maximum ``M`` of soft mode is treated as a
-constant, as the result does not depend on it except through ε (error ≤ ``|out|·ε/(D + ε)``).
+(``sum`` mode: ``G = g``, ``s = 0``). Soft mode's per-target maximum ``M(q)`` enters the result
+only through ε: ``∂L/∂M(q) = ε·s(q)``, which goes to the metric of the source(s) attaining the
+maximum (split evenly between ties, as autograd does for ``amax``). It matters only where
+``D(q)`` is within a few orders of ε, but there it is part of the exact derivative.
 """
 from __future__ import annotations
 
@@ -66,6 +68,14 @@ def _target_max(z: torch.Tensor, corners, size: int) -> torch.Tensor:
     return peak
 
 
+def _argmax_count(z: torch.Tensor, peak: torch.Tensor, corners, size: int) -> torch.Tensor:
+    """How many (source, corner) pairs attain ``M(q)`` at each target ``q``; ``(size,)``."""
+    count = torch.zeros_like(peak)
+    for index, weight in corners:
+        count.index_add_(0, index, ((weight > 0) & (z == peak[index])).to(count.dtype))
+    return count
+
+
 def _exp_factor(z: torch.Tensor, peak: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``exp(min(Z − M(q), 0))``: ≤ 1, finite even for zero-weight corners and empty targets."""
     return torch.exp(torch.clamp(z - peak[index], max=0.0))
@@ -86,7 +96,10 @@ class SoftsplatTorch(torch.autograd.Function):
         corners = _corners(flow, dtype)
         x = input.to(dtype).permute(0, 2, 3, 1).contiguous().view(size - 1, channels)
         z = metric.to(dtype).reshape(-1) if metric is not None else None
-        peak = _target_max(z, corners, size) if mode == "soft" else None
+        peak = count = None
+        if mode == "soft":
+            peak = _target_max(z, corners, size)
+            count = _argmax_count(z, peak, corners, size)
 
         num = x.new_zeros(size, channels)
         den = x.new_zeros(size) if mode != "sum" else None
@@ -106,12 +119,12 @@ class SoftsplatTorch(torch.autograd.Function):
         ctx.mode = mode
         ctx.shape = input.shape
         ctx.dtypes = (input.dtype, flow.dtype, None if metric is None else metric.dtype)
-        ctx.save_for_backward(x, flow, z, peak, out, den)
+        ctx.save_for_backward(x, flow, z, peak, count, out, den)
         return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype).contiguous()
 
     @staticmethod
     def backward(ctx, grad):
-        x, flow, z, peak, out, den = ctx.saved_tensors
+        x, flow, z, peak, count, out, den = ctx.saved_tensors
         mode = ctx.mode
         batch, channels, height, width = ctx.shape
         dtype = x.dtype
@@ -143,6 +156,8 @@ class SoftsplatTorch(torch.autograd.Function):
                     grad_z.addcmul_(weight, grad_w)
                 else:
                     grad_z.addcmul_(weight, grad_w_e)
+                    attains = (weight > 0) & (z == peak[index])  # ∂M(q)/∂Z(p), split between ties
+                    grad_z += torch.where(attains, EPS * small_s[index] / count[index].clamp(min=1), 0.0)
                 grad_w = grad_w_e
             grad_fx.addcmul_(dbdx, grad_w)
             grad_fy.addcmul_(dbdy, grad_w)

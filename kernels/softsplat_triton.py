@@ -12,7 +12,8 @@ tensors' own ``(B, C, H, W)``; one program handles ``BLOCK_P`` source pixels (fl
 - ``_grad_kernel``: given ``G = g / (D + ε)`` and ``s = −Σ_c G·out`` per target (two torch ops;
   ``G = g``, ``s = 0`` in sum mode), each source gathers from its four corners
   ``∂L/∂x = Σ_q w·G``, ``∂L/∂w_q = Σ_c G·x + s`` and from those ``∂L/∂F`` and ``∂L/∂Z``
-  (formulas in :mod:`gid.kernels.softsplat_torch`). No atomics, so the backward is deterministic.
+  (formulas in :mod:`gid.kernels.softsplat_torch`), plus soft mode's ``ε·s(q)`` for the source(s)
+  attaining ``M(q)`` (counted by ``_splat_kernel``). No atomics: the backward is deterministic.
 
 CUDA tensors run compiled kernels. CPU tensors run the same kernels in Triton's interpreter when
 ``TRITON_INTERPRET=1`` is in the environment before Triton is imported (``triton.jit`` reads it
@@ -28,6 +29,7 @@ import triton.language as tl
 from gid.kernels.softsplat_inputs import EPS
 
 MODE_IDS = {"sum": 0, "avg": 1, "linear": 2, "soft": 3}
+EPS_VALUE: tl.constexpr = tl.constexpr(EPS)
 BLOCK_P = 128
 BLOCK_C = 16
 
@@ -69,10 +71,11 @@ def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.con
 
 @triton.jit
 def _splat_kernel(
-    x_ptr, flow_ptr, metric_ptr, peak_ptr, num_ptr, den_ptr, n_pixels, C, H, W,
+    x_ptr, flow_ptr, metric_ptr, peak_ptr, num_ptr, den_ptr, count_ptr, n_pixels, C, H, W,
     MODE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """``num (B, C, H, W) += w·x``, ``den (B, 1, H, W) += w`` at the four corners of ``p + F(p)``."""
+    """``num (B, C, H, W) += w·x``, ``den (B, 1, H, W) += w`` at the four corners of ``p + F(p)``;
+    soft mode also counts in ``count (B, 1, H, W)`` the sources attaining ``M(q)`` (for the backward)."""
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     inside = p < n_pixels
@@ -114,10 +117,19 @@ def _splat_kernel(
         w11 = w11 * z
     if MODE == 3:
         z = tl.load(metric_ptr + p, mask=inside, other=0.0).to(tl.float32)
-        w00 = w00 * tl.exp(tl.minimum(z - tl.load(peak_ptr + q00, mask=v00, other=0.0), 0.0))
-        w10 = w10 * tl.exp(tl.minimum(z - tl.load(peak_ptr + q10, mask=v10, other=0.0), 0.0))
-        w01 = w01 * tl.exp(tl.minimum(z - tl.load(peak_ptr + q01, mask=v01, other=0.0), 0.0))
-        w11 = w11 * tl.exp(tl.minimum(z - tl.load(peak_ptr + q11, mask=v11, other=0.0), 0.0))
+        pk00 = tl.load(peak_ptr + q00, mask=v00, other=0.0)
+        pk10 = tl.load(peak_ptr + q10, mask=v10, other=0.0)
+        pk01 = tl.load(peak_ptr + q01, mask=v01, other=0.0)
+        pk11 = tl.load(peak_ptr + q11, mask=v11, other=0.0)
+        if tl.program_id(1) == 0:
+            tl.atomic_add(count_ptr + q00, 1.0, mask=v00 & (w00 > 0) & (z == pk00))
+            tl.atomic_add(count_ptr + q10, 1.0, mask=v10 & (w10 > 0) & (z == pk10))
+            tl.atomic_add(count_ptr + q01, 1.0, mask=v01 & (w01 > 0) & (z == pk01))
+            tl.atomic_add(count_ptr + q11, 1.0, mask=v11 & (w11 > 0) & (z == pk11))
+        w00 = w00 * tl.exp(tl.minimum(z - pk00, 0.0))
+        w10 = w10 * tl.exp(tl.minimum(z - pk10, 0.0))
+        w01 = w01 * tl.exp(tl.minimum(z - pk01, 0.0))
+        w11 = w11 * tl.exp(tl.minimum(z - pk11, 0.0))
     if MODE != 0:
         if tl.program_id(1) == 0:
             tl.atomic_add(den_ptr + q00, w00, mask=v00)
@@ -137,7 +149,7 @@ def _splat_kernel(
 
 @triton.jit
 def _grad_kernel(
-    x_ptr, flow_ptr, metric_ptr, peak_ptr, g_ptr, s_ptr, gx_ptr, gflow_ptr, gmetric_ptr, n_pixels, C, H, W,
+    x_ptr, flow_ptr, metric_ptr, peak_ptr, count_ptr, g_ptr, s_ptr, gx_ptr, gflow_ptr, gmetric_ptr, n_pixels, C, H, W,
     MODE: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """Gradients of one block of sources: ``gx (B, C, H, W)``, ``gflow (B, 2, H, W)``, ``gmetric (B, 1, H, W)``."""
@@ -185,10 +197,14 @@ def _grad_kernel(
         e11 = z
     if MODE == 3:
         z = tl.load(metric_ptr + p, mask=inside, other=0.0).to(tl.float32)
-        e00 = tl.exp(tl.minimum(z - tl.load(peak_ptr + b * hw + q00, mask=v00, other=0.0), 0.0))
-        e10 = tl.exp(tl.minimum(z - tl.load(peak_ptr + b * hw + q10, mask=v10, other=0.0), 0.0))
-        e01 = tl.exp(tl.minimum(z - tl.load(peak_ptr + b * hw + q01, mask=v01, other=0.0), 0.0))
-        e11 = tl.exp(tl.minimum(z - tl.load(peak_ptr + b * hw + q11, mask=v11, other=0.0), 0.0))
+        pk00 = tl.load(peak_ptr + b * hw + q00, mask=v00, other=0.0)
+        pk10 = tl.load(peak_ptr + b * hw + q10, mask=v10, other=0.0)
+        pk01 = tl.load(peak_ptr + b * hw + q01, mask=v01, other=0.0)
+        pk11 = tl.load(peak_ptr + b * hw + q11, mask=v11, other=0.0)
+        e00 = tl.exp(tl.minimum(z - pk00, 0.0))
+        e10 = tl.exp(tl.minimum(z - pk10, 0.0))
+        e01 = tl.exp(tl.minimum(z - pk01, 0.0))
+        e11 = tl.exp(tl.minimum(z - pk11, 0.0))
     w00 = tl.where(v00, b00 * e00, 0.0)
     w10 = tl.where(v10, b10 * e10, 0.0)
     w01 = tl.where(v01, b01 * e01, 0.0)
@@ -198,11 +214,14 @@ def _grad_kernel(
     dw10 = tl.zeros((BLOCK_P,), tl.float32)
     dw01 = tl.zeros((BLOCK_P,), tl.float32)
     dw11 = tl.zeros((BLOCK_P,), tl.float32)
-    if MODE != 0:
-        dw00 += tl.load(s_ptr + b * hw + q00, mask=v00, other=0.0)
-        dw10 += tl.load(s_ptr + b * hw + q10, mask=v10, other=0.0)
-        dw01 += tl.load(s_ptr + b * hw + q01, mask=v01, other=0.0)
-        dw11 += tl.load(s_ptr + b * hw + q11, mask=v11, other=0.0)
+    s00 = tl.load(s_ptr + b * hw + q00, mask=v00, other=0.0)
+    s10 = tl.load(s_ptr + b * hw + q10, mask=v10, other=0.0)
+    s01 = tl.load(s_ptr + b * hw + q01, mask=v01, other=0.0)
+    s11 = tl.load(s_ptr + b * hw + q11, mask=v11, other=0.0)
+    dw00 += s00
+    dw10 += s10
+    dw01 += s01
+    dw11 += s11
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         cmask = c < C
@@ -234,6 +253,17 @@ def _grad_kernel(
         tl.store(gmetric_ptr + p, gz, mask=inside)
     if MODE == 3:
         gz = w00 * dw00 + w10 * dw10 + w01 * dw01 + w11 * dw11
+        # ∂L/∂M(q) = ε·s(q), to the source(s) attaining M(q), split between ties.
+        a00 = v00 & (b00 > 0) & (z == pk00)
+        a10 = v10 & (b10 > 0) & (z == pk10)
+        a01 = v01 & (b01 > 0) & (z == pk01)
+        a11 = v11 & (b11 > 0) & (z == pk11)
+        n00 = tl.maximum(tl.load(count_ptr + b * hw + q00, mask=a00, other=1.0), 1.0)
+        n10 = tl.maximum(tl.load(count_ptr + b * hw + q10, mask=a10, other=1.0), 1.0)
+        n01 = tl.maximum(tl.load(count_ptr + b * hw + q01, mask=a01, other=1.0), 1.0)
+        n11 = tl.maximum(tl.load(count_ptr + b * hw + q11, mask=a11, other=1.0), 1.0)
+        gz += tl.where(a00, s00 / n00, 0.0) * EPS_VALUE + tl.where(a10, s10 / n10, 0.0) * EPS_VALUE
+        gz += tl.where(a01, s01 / n01, 0.0) * EPS_VALUE + tl.where(a11, s11 / n11, 0.0) * EPS_VALUE
         tl.store(gmetric_ptr + p, gz, mask=inside)
 
 
@@ -266,30 +296,31 @@ class SoftsplatTriton(torch.autograd.Function):
         metric = metric.contiguous() if metric is not None else flow  # flow: a dummy pointer, never read
         num = torch.zeros(input.shape, device=input.device, dtype=torch.float32)
         den = torch.zeros((batch, 1, height, width), device=input.device, dtype=torch.float32)
-        peak = den
+        peak = count = den  # dummy pointers outside soft mode, never read
         if mode == "soft":
             peak = torch.full_like(den, float("-inf"))
+            count = torch.zeros_like(den)
             grid = (triton.cdiv(n_pixels, BLOCK_P),)
             _peak_kernel[grid](flow, metric, peak, n_pixels, height, width, BLOCK_P=BLOCK_P)
         grid = (triton.cdiv(n_pixels, BLOCK_P), triton.cdiv(channels, BLOCK_C))
         _splat_kernel[grid](
-            x, flow, metric, peak, num, den, n_pixels, channels, height, width,
+            x, flow, metric, peak, num, den, count, n_pixels, channels, height, width,
             MODE=mode_id, BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C,
         )
         out = num if mode == "sum" else num / (den + EPS)
         ctx.mode = mode
         ctx.metric_dtype = None if mode in ("sum", "avg") else metric.dtype
-        ctx.save_for_backward(x, flow, metric, peak, out, den)
+        ctx.save_for_backward(x, flow, metric, peak, count, out, den)
         return out.to(input.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        x, flow, metric, peak, out, den = ctx.saved_tensors
+        x, flow, metric, peak, count, out, den = ctx.saved_tensors
         batch, channels, height, width = x.shape
         n_pixels = batch * height * width
         g = grad.to(torch.float32).contiguous()
         if ctx.mode == "sum":
-            s = den  # never read in sum mode
+            s = den  # zeros: sum mode has no denominator term
         else:
             g = g / (den + EPS)
             s = -(g * out).sum(dim=1, keepdim=True)
@@ -297,7 +328,7 @@ class SoftsplatTriton(torch.autograd.Function):
         grad_flow = torch.empty(flow.shape, device=x.device, dtype=torch.float32)
         grad_metric = torch.empty(den.shape, device=x.device, dtype=torch.float32)
         _grad_kernel[(triton.cdiv(n_pixels, BLOCK_P),)](
-            x, flow, metric, peak, g, s, grad_x, grad_flow, grad_metric, n_pixels, channels, height, width,
+            x, flow, metric, peak, count, g, s, grad_x, grad_flow, grad_metric, n_pixels, channels, height, width,
             MODE=MODE_IDS[ctx.mode], BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C,
         )
         gm = grad_metric.to(ctx.metric_dtype) if ctx.metric_dtype is not None else None

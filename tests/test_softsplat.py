@@ -86,7 +86,7 @@ def test_reference_gradcheck(mode):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_torch_backward_gradcheck(mode):
-    """The hand-written backward is the exact derivative (soft: up to the ε·dM term, far below tolerance)."""
+    """The hand-written backward is the exact derivative."""
     x, flow, metric = smooth_inputs(2, 2, 4, 5, seed=6)
     inputs = (x.requires_grad_(), flow.requires_grad_(), metric.requires_grad_())
     fn = IMPLEMENTATIONS["torch"]
@@ -104,10 +104,23 @@ def test_torch_gradients_match_reference_on_awkward_input(mode):
         out = fn(*leaves, mode=mode)
         used = leaves if mode in ("linear", "soft") else leaves[:2]
         grads[name] = torch.autograd.grad(out, used, grad_out)
-    # soft: the fast path treats M(q) as a constant; autograd also sees its ε·∂M term (~1e-6 here).
-    atol = 2e-5 if mode == "soft" else 1e-9
     for ref, got in zip(grads["reference"], grads["torch"]):
-        torch.testing.assert_close(got, ref, rtol=1e-6, atol=atol)
+        torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_soft_gradient_includes_the_max_term_at_nearly_empty_targets():
+    """Every target here is fed by one source, so out = x·D/(D + ε) with D = b·exp(Z − M) = b: the
+    result does not depend on Z and ∂L/∂Z = 0 exactly. Target 1 gets only 1e-7 of pixel 0 (D = ε),
+    where dropping the ε·∂M term would give ∂L/∂Z = 0.25 instead."""
+    x = torch.tensor([[[[1.0, 2.0, 3.0]]]], dtype=torch.float64)
+    flow = torch.tensor([[[[1e-7, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]], dtype=torch.float64)
+    metric = torch.tensor([[[[0.3, 1.5, 0.7]]]], dtype=torch.float64)
+    for fn in IMPLEMENTATIONS.values():
+        leaf = metric.clone().requires_grad_()
+        out = fn(x, flow, leaf, mode="soft")
+        torch.testing.assert_close(out[0, 0, 0], torch.tensor([1.0 / (1 + 1e-7), 0.5, 2.0], dtype=torch.float64))
+        (grad,) = torch.autograd.grad(out.sum(), leaf)
+        torch.testing.assert_close(grad, torch.zeros_like(grad), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

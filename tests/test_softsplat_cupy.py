@@ -41,12 +41,12 @@ LAUNCHERS = r"""
 extern "C" void run_peak(unsigned blocks, unsigned threads, const float* flow, const float* metric, float* peak,
                          long long n, int H, int W) { GRID(softsplat_peak(flow, metric, peak, n, H, W)) }
 extern "C" void run_splat(unsigned blocks, unsigned threads, const float* x, const float* flow, const float* metric,
-                          const float* peak, float* num, float* den, long long n, int C, int H, int W, int mode) {
-    GRID(softsplat_splat(x, flow, metric, peak, num, den, n, C, H, W, mode)) }
+                          const float* peak, float* num, float* den, float* count, long long n, int C, int H, int W,
+                          int mode) { GRID(softsplat_splat(x, flow, metric, peak, num, den, count, n, C, H, W, mode)) }
 extern "C" void run_grad(unsigned blocks, unsigned threads, const float* x, const float* flow, const float* metric,
-                         const float* peak, const float* g, const float* s, float* gx, float* gflow, float* gmetric,
-                         long long n, int C, int H, int W, int mode) {
-    GRID(softsplat_grad(x, flow, metric, peak, g, s, gx, gflow, gmetric, n, C, H, W, mode)) }
+                         const float* peak, const float* count, const float* g, const float* s, float* gx, float* gflow,
+                         float* gmetric, long long n, int C, int H, int W, int mode) {
+    GRID(softsplat_grad(x, flow, metric, peak, count, g, s, gx, gflow, gmetric, n, C, H, W, mode)) }
 """
 
 
@@ -74,11 +74,12 @@ def run_host(lib, x, flow, metric, mode, grad_out):
     num = np.zeros_like(x)
     den = np.zeros((batch, 1, height, width), np.float32)
     peak = np.full_like(den, -np.inf)
+    count = np.zeros_like(den)
     dims = (ctypes.c_longlong(n), ctypes.c_int(channels), ctypes.c_int(height), ctypes.c_int(width))
     if mode == "soft":
         lib.run_peak(blocks, THREADS, _ptr(flow), _ptr(metric), _ptr(peak), dims[0], dims[2], dims[3])
-    lib.run_splat(blocks, THREADS, _ptr(x), _ptr(flow), _ptr(metric), _ptr(peak), _ptr(num), _ptr(den), *dims,
-                  MODE_IDS[mode])
+    lib.run_splat(blocks, THREADS, _ptr(x), _ptr(flow), _ptr(metric), _ptr(peak), _ptr(num), _ptr(den), _ptr(count),
+                  *dims, MODE_IDS[mode])
     out = num if mode == "sum" else num / (den + np.float32(EPS))
     g = np.ascontiguousarray(grad_out.numpy(), dtype=np.float32)
     s = np.zeros_like(den)
@@ -86,8 +87,8 @@ def run_host(lib, x, flow, metric, mode, grad_out):
         g = g / (den + np.float32(EPS))
         s = np.ascontiguousarray(-(g * out).sum(axis=1, keepdims=True))
     gx, gflow, gmetric = np.zeros_like(x), np.zeros_like(flow), np.zeros_like(den)
-    lib.run_grad(blocks, THREADS, _ptr(x), _ptr(flow), _ptr(metric), _ptr(peak), _ptr(g), _ptr(s), _ptr(gx),
-                 _ptr(gflow), _ptr(gmetric), *dims, MODE_IDS[mode])
+    lib.run_grad(blocks, THREADS, _ptr(x), _ptr(flow), _ptr(metric), _ptr(peak), _ptr(count), _ptr(g), _ptr(s),
+                 _ptr(gx), _ptr(gflow), _ptr(gmetric), *dims, MODE_IDS[mode])
     return out, (gx, gflow, gmetric)
 
 
@@ -116,6 +117,16 @@ def test_huge_metric_stays_finite(host_kernels):
     assert np.isfinite(out).all() and all(np.isfinite(g).all() for g in grads)
     expected = brute_force(x.numpy(), flow.numpy(), (metric * 5e3).numpy(), "soft")
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_soft_gradient_includes_the_max_term_at_nearly_empty_targets(host_kernels):
+    """One source per target: the result cannot depend on Z, so ∂L/∂Z = 0 (0.25 without the ε·∂M term)."""
+    x = torch.tensor([[[[1.0, 2.0, 3.0]]]])
+    flow = torch.tensor([[[[1e-7, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]])
+    metric = torch.tensor([[[[0.3, 1.5, 0.7]]]])
+    out, (_, _, grad_metric) = run_host(host_kernels, x, flow, metric, "soft", torch.ones(1, 1, 1, 3))
+    np.testing.assert_allclose(out[0, 0, 0], [1.0, 0.5, 2.0], rtol=1e-5)
+    np.testing.assert_allclose(grad_metric, 0.0, atol=1e-3)
 
 
 def test_missing_cupy_is_a_clear_error(monkeypatch):

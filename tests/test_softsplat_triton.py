@@ -51,9 +51,10 @@ if not INTERPRETED:
         blocks = {"MODE": st.MODE_IDS["soft"], "BLOCK_P": st.BLOCK_P, "BLOCK_C": st.BLOCK_C}
         cases = [  # kernel, pointer arguments, scalars, constexprs, whether it scatters with atomics
             (st._peak_kernel, ["flow_ptr", "metric_ptr", "peak_ptr"], common, {"BLOCK_P": st.BLOCK_P}, True),
-            (st._splat_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "num_ptr", "den_ptr"], tiled, blocks, True),
-            (st._grad_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "g_ptr", "s_ptr", "gx_ptr", "gflow_ptr",
-                               "gmetric_ptr"], tiled, blocks, False),
+            (st._splat_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "num_ptr", "den_ptr", "count_ptr"],
+             tiled, blocks, True),
+            (st._grad_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "count_ptr", "g_ptr", "s_ptr", "gx_ptr",
+                               "gflow_ptr", "gmetric_ptr"], tiled, blocks, False),
         ]
         for kernel, pointers, scalars, constexprs, scatters in cases:
             signature = {**{name: "*fp32" for name in pointers}, **scalars}
@@ -113,6 +114,16 @@ if INTERPRETED:
         torch.testing.assert_close(out, softsplat_reference(x, flow, big.detach()), rtol=1e-5, atol=1e-5)
         (grad,) = torch.autograd.grad(out.sum(), big)
         assert torch.isfinite(grad).all()
+
+    def test_soft_gradient_includes_the_max_term_at_nearly_empty_targets():
+        """One source per target: the result cannot depend on Z, so ∂L/∂Z = 0 (0.25 without the ε·∂M term)."""
+        x = torch.tensor([[[[1.0, 2.0, 3.0]]]])
+        flow = torch.tensor([[[[1e-7, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]])
+        metric = torch.tensor([[[[0.3, 1.5, 0.7]]]], requires_grad=True)
+        out = triton_splat(x, flow, metric)
+        torch.testing.assert_close(out[0, 0, 0], torch.tensor([1.0, 0.5, 2.0]), rtol=1e-5, atol=1e-5)
+        (grad,) = torch.autograd.grad(out.sum(), metric)
+        torch.testing.assert_close(grad, torch.zeros_like(grad), rtol=0, atol=1e-3)
 
     def test_half_input_accumulates_in_float32():
         x, flow, metric = awkward_inputs(1, 4, 6, 6, seed=8)
