@@ -1,0 +1,89 @@
+"""`gid train vae|motion`: train the motion model into a bundle folder (Ray Train + MLflow).
+
+``train_app`` is shared: other modules add their models to it (`gid train renderer`), reusing the
+option definitions below and :func:`train_config`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+train_app = typer.Typer(help="Train the models of a bundle folder with Ray Train (tracked in MLflow).",
+                        no_args_is_help=True)
+
+DATA = typer.Option(..., "--data", help="Clip table folder (clips/*.parquet + freq_scales.json) from `gid preprocess`.")
+OUT = typer.Option(..., "--out", help="Model bundle folder; the trained model goes into a sub-folder, "
+                                      "checkpoints into OUT/checkpoints, MLflow into OUT/mlflow.db.")
+CONFIG = typer.Option("tiny", "--config", help="Model size preset: tiny (CPU, minutes) or paper (256x160, GPUs).")
+NUM_WORKERS = typer.Option(1, "--num-workers", help="Ray Train workers (data-parallel, one process each).")
+USE_GPU = typer.Option(False, "--use-gpu", help="One GPU per worker, nccl, bf16 autocast.")
+MAX_STEPS = typer.Option(2000, "--max-steps", help="Optimizer steps in total (a resumed run counts from its start).")
+BATCH_SIZE = typer.Option(8, "--batch-size", help="Clips per worker and step.")
+LEARNING_RATE = typer.Option(2e-4, "--learning-rate", help="AdamW learning rate.")
+CHECKPOINT_EVERY = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints (resume points).")
+LOG_EVERY = typer.Option(20, "--log-every", help="Steps between MLflow loss logs.")
+MAX_FAILURES = typer.Option(2, "--max-failures", help="Worker failures Ray Train recovers from (restart from the last checkpoint).")
+MLFLOW_URI = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI (default: sqlite file OUT/mlflow.db).")
+SEED = typer.Option(0, "--seed", help="Random seed of initialisation and noise.")
+
+
+def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
+                 num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int):
+    """The TrainConfig of the shared options."""
+    from gid.stages.training import TrainConfig
+
+    return TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
+                       checkpoint_every=checkpoint_every, log_every=log_every, num_workers=num_workers,
+                       use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed)
+
+
+def _report(result) -> None:
+    metrics = {k: round(v, 5) if isinstance(v, float) else v for k, v in result.metrics.items()}
+    typer.echo(f"wrote {result.model_dir} (step {metrics.get('step')}, skipped non-finite steps: "
+               f"{metrics.get('nan_steps', 0)}, MLflow run {result.mlflow_run_id})")
+
+
+@train_app.command("vae")
+def train_vae(
+    data: Path = DATA, out: Path = OUT, config: str = CONFIG, num_workers: int = NUM_WORKERS,
+    use_gpu: bool = USE_GPU, max_steps: int = MAX_STEPS, batch_size: int = BATCH_SIZE,
+    learning_rate: float = typer.Option(1e-3, "--learning-rate", help="AdamW learning rate."),
+    checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
+    mlflow_uri: str = MLFLOW_URI, seed: int = SEED,
+    slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Random frequency slices of each clip per step."),
+) -> None:
+    """Train the spectral VAE (§4.2): writes OUT/vae, OUT/freq_scales.json, OUT/bundle.json."""
+    from gid.stages.motion_tasks import VAETask
+    from gid.stages.training import fit
+
+    task = VAETask(data, out, config, slices_per_clip=slices_per_clip)
+    cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
+                       max_failures, mlflow_uri, seed)
+    _report(fit(task, cfg, out))
+
+
+@train_app.command("motion")
+def train_motion(
+    data: Path = DATA, out: Path = OUT, config: str = CONFIG,
+    stage: int = typer.Option(1, "--stage", help="1: U-Net on single frequency slices; 2: add frequency "
+                                                 "attention and fine-tune it on whole volumes (needs stage 1 in OUT)."),
+    num_workers: int = NUM_WORKERS, use_gpu: bool = USE_GPU, max_steps: int = MAX_STEPS,
+    batch_size: int = BATCH_SIZE,
+    learning_rate: float = typer.Option(5e-4, "--learning-rate", help="AdamW learning rate."),
+    checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY,
+    max_failures: int = MAX_FAILURES, mlflow_uri: str = MLFLOW_URI, seed: int = SEED,
+    slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Stage 1: random frequency slices of each clip per step."),
+) -> None:
+    """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/bundle.json."""
+    from gid.stages.motion_tasks import MotionTask
+    from gid.stages.training import fit
+
+    task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
+    cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
+                       max_failures, mlflow_uri, seed)
+    _report(fit(task, cfg, out))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")

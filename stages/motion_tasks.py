@@ -1,0 +1,275 @@
+"""Training tasks of the motion model for gid.stages.training: the SpectralVAE and the MotionUNet.
+
+Both read the clip table (gid.datasets.clips) with Ray Data, decode each row to
+``image (3, H, W)`` in [0, 1] and the Eq. 4-normalized spectral volume ``(K, 4, H, W)``, and write
+into the model bundle ``B``: ``gid train vae`` → ``B/vae``, ``B/freq_scales.json``, ``B/bundle.json``;
+``gid train motion`` → ``B/unet``, ``B/scheduler`` (stage 1: single slices; stage 2: frequency
+attention fine-tuned on whole volumes, everything else frozen).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gid.pipeline.motion_presets import get_preset, spatial_multiple
+from gid.stages.training import TrainingTask
+
+CFG_DROPOUT = 0.1  # §4.2: the image condition is dropped with p = 0.1 for classifier-free guidance
+SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+                 clip_sample=False, prediction_type="epsilon")
+
+
+def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
+    """T, fps, K, H, W and number of clips of a clip table; clear errors for a missing or empty one."""
+    import pyarrow.parquet as pq
+
+    from gid.datasets.clips import shard_paths
+
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` (or gid synth + "
+                                "gid.datasets.clips.synthetic_to_clips) to make one")
+    paths = shard_paths(data_dir)
+    columns = ["num_frames", "fps", "num_freqs", "height", "width"]
+    meta = [pq.read_table(p, columns=columns) for p in paths]
+    rows = sum(t.num_rows for t in meta)
+    if rows == 0:
+        raise ValueError(f"{data_dir}: the clip table has no rows; nothing to train on")
+    first = next(t for t in meta if t.num_rows).slice(0, 1).to_pylist()[0]
+    for table in meta:
+        for name in columns:
+            values = set(table.column(name).to_pylist())
+            if len(values) > 1 or (values and values != {first[name]}):
+                raise ValueError(f"{data_dir}: clips differ in {name} ({sorted(values)}); train on one resolution and T")
+    return {**first, "num_clips": rows}
+
+
+def decode_batch(batch: dict[str, np.ndarray], scales: np.ndarray) -> dict[str, np.ndarray]:
+    """Clip rows → ``image (N, 3, H, W)`` float32 [0, 1], ``spectral (N, K, 4, H, W)`` normalized (Eq. 4)."""
+    from gid.datasets.clips import decode_image, decode_spectral
+    from gid.pipeline.normalize import normalize
+
+    images = np.stack([decode_image(b) for b in batch["image"]]).transpose(0, 3, 1, 2).astype(np.float32) / 255
+    spec = np.stack([decode_spectral({"spectral": s, "num_freqs": k, "height": h, "width": w}) for s, k, h, w in
+                     zip(batch["spectral"], batch["num_freqs"], batch["height"], batch["width"])])
+    return {"image": images, "spectral": normalize(spec, scales).astype(np.float32)}
+
+
+class _ClipTask(TrainingTask):
+    """Common data handling: the data folder, its scales and the preset's size rules."""
+
+    def __init__(self, data: str | Path, bundle: str | Path, preset: str = "tiny") -> None:
+        from gid.pipeline.normalize import load_scales
+
+        self.data, self.bundle = str(Path(data).resolve()), str(Path(bundle).resolve())
+        self.preset = get_preset(preset)
+        self.info = clip_table_info(data)
+        self.scales = load_scales(Path(data) / "freq_scales.json")
+        if len(self.scales) != self.info["num_freqs"]:
+            raise ValueError(f"{data}/freq_scales.json has {len(self.scales)} scales for clips with "
+                             f"K = {self.info['num_freqs']}")
+        m = spatial_multiple(self.preset)
+        if self.info["height"] % m or self.info["width"] % m:
+            raise ValueError(f"{data}: clips are {self.info['width']}x{self.info['height']}, but preset "
+                             f"{self.preset.name} needs width and height divisible by {m}")
+
+    def dataset(self):
+        import ray.data
+
+        from gid.datasets.clips import shard_paths
+
+        ds = ray.data.read_parquet([str(p) for p in shard_paths(self.data)],
+                                   columns=["image", "spectral", "num_freqs", "height", "width"])
+        scales = self.scales
+        return ds.map_batches(lambda b: decode_batch(b, scales), batch_format="numpy")
+
+    def _sample_clips(self, count: int) -> dict[str, np.ndarray]:
+        """The first ``count`` clips decoded (for latent statistics and pictures), without Ray."""
+        import pyarrow.parquet as pq
+
+        from gid.datasets.clips import shard_paths
+
+        table = pq.read_table(shard_paths(self.data)[0]).slice(0, count)
+        return decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in
+                             ("image", "spectral", "num_freqs", "height", "width")}, self.scales)
+
+    def _write_common(self, out: Path) -> None:
+        from gid.pipeline.motion_pipeline import write_bundle_info
+
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(self.data) / "freq_scales.json", out / "freq_scales.json")
+        write_bundle_info(out, num_frames=self.info["num_frames"], fps=self.info["fps"],
+                          num_freqs=self.info["num_freqs"], size=[self.info["width"], self.info["height"]],
+                          preset=self.preset.name)
+
+
+def pick_slices(spec, count: int):
+    """``count`` distinct random frequencies per clip: ``(B, K, 4, H, W)`` → slices ``(B·count, 4, H, W)``, ``k (B, count)``."""
+    import torch
+
+    b, k = spec.shape[:2]
+    freq = torch.rand(b, k, device=spec.device).argsort(dim=1)[:, :count]
+    x = torch.gather(spec, 1, freq[:, :, None, None, None].expand(-1, -1, *spec.shape[2:]))
+    return x.flatten(0, 1), freq
+
+
+class VAETask(_ClipTask):
+    """Train the SpectralVAE on ``slices_per_clip`` random frequency slices of each clip (§7 losses)."""
+
+    name = "vae"
+
+    def __init__(self, data, bundle, preset: str = "tiny", slices_per_clip: int = 4) -> None:
+        super().__init__(data, bundle, preset)
+        self.slices_per_clip = min(slices_per_clip, self.info["num_freqs"])
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset.name, "vae": self.preset.vae, "num_freqs": self.info["num_freqs"],
+                "size": [self.info["width"], self.info["height"]], "slices_per_clip": self.slices_per_clip}
+
+    def build_model(self):
+        from gid.pipeline.vae import SpectralVAE
+
+        return SpectralVAE(**self.preset.vae)
+
+    def loss(self, model, batch, step):
+        from gid.pipeline.vae import vae_loss
+
+        x, _ = pick_slices(batch["spectral"], self.slices_per_clip)
+        recon, posterior = model(x)
+        return vae_loss(recon, posterior, x)
+
+    def save(self, model, out):
+        """``B/vae`` with ``scaling_factor`` = 1/std of the latents of up to 64 training clips."""
+        import torch
+
+        from gid.pipeline.motion_pipeline import write_bundle_info
+
+        out = Path(out)
+        x = torch.from_numpy(self._sample_clips(64)["spectral"]).flatten(0, 1)
+        with torch.no_grad():
+            z = torch.cat([model.eval().encode(c).mode() for c in x.split(256)])
+        model.register_to_config(scaling_factor=float(1.0 / z.std().clamp_min(1e-6)))
+        model.save_pretrained(out / "vae")
+        self._write_common(out)
+        write_bundle_info(out, latent_factor=model.latent_factor)
+        return out / "vae"
+
+    def visualize(self, model, out):
+        import torch
+
+        from gid.pipeline.normalize import denormalize
+        from gid.pipeline.spectral import frequencies_hz
+        from gid.pipeline.visualize import mean_amplitude, plot_spectra
+
+        x = torch.from_numpy(self._sample_clips(8)["spectral"])
+        with torch.no_grad():
+            recon = model.eval()(x.flatten(0, 1), sample_posterior=False)[0].reshape(x.shape)
+        curves = {"data": mean_amplitude(denormalize(x.numpy(), self.scales)),
+                  "VAE reconstruction": mean_amplitude(denormalize(recon.numpy(), self.scales))}
+        hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
+        return [plot_spectra(Path(out) / "vae_spectrum.png", curves, hz, "VAE: mean amplitude per frequency")]
+
+
+class MotionTask(_ClipTask):
+    """Train the MotionUNet (ε-prediction, MSE) on VAE latents of the clips.
+
+    Stage 1: ``slices_per_clip`` random frequencies of each clip, independent slices.
+    Stage 2: all K slices of each clip with the frequency attention layers, which are the only
+    trained parameters (the stage-1 weights come from ``B/unet`` and stay frozen).
+    """
+
+    def __init__(self, data, bundle, preset: str = "tiny", stage: int = 1, slices_per_clip: int = 4) -> None:
+        super().__init__(data, bundle, preset)
+        if stage not in (1, 2):
+            raise ValueError(f"--stage must be 1 or 2, got {stage}")
+        for part in ["vae"] + (["unet"] if stage == 2 else []):
+            if not (Path(bundle) / part / "config.json").is_file():
+                raise FileNotFoundError(f"{bundle}/{part}: missing; run `gid train "
+                                        f"{'vae' if part == 'vae' else 'motion --stage 1'} --out {bundle}` first")
+        self.stage, self.slices_per_clip = stage, min(slices_per_clip, self.info["num_freqs"])
+        self.name = "motion" if stage == 1 else "motion_stage2"
+        self.latent_factor = 2 ** (len(self.preset.vae["block_out_channels"]) - 1)
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset.name, "unet": self.preset.unet, "stage": self.stage,
+                "num_freqs": self.info["num_freqs"], "size": [self.info["width"], self.info["height"]],
+                "slices_per_clip": self.slices_per_clip, "scheduler": SCHEDULER}
+
+    def setup(self, device) -> None:
+        from diffusers import DDIMScheduler
+
+        from gid.pipeline.vae import SpectralVAE
+
+        self._vae = SpectralVAE.from_pretrained(Path(self.bundle) / "vae").to(device).eval().requires_grad_(False)
+        self._scheduler = DDIMScheduler(**SCHEDULER)
+
+    def build_model(self):
+        from gid.pipeline.unet import MotionUNet
+
+        f = self.latent_factor
+        model = MotionUNet(sample_size=(self.info["height"] // f, self.info["width"] // f), latent_factor=f,
+                           num_freqs=self.info["num_freqs"], freq_attention=self.stage == 2, **self.preset.unet)
+        if self.stage == 2:
+            model.requires_grad_(False)
+            for p in model.frequency_attention_parameters():
+                p.requires_grad_(True)
+        return model
+
+    def init_model(self, model, device) -> None:
+        if self.stage == 2:
+            from gid.pipeline.unet import MotionUNet
+
+            model.load_stage1(MotionUNet.from_pretrained(Path(self.bundle) / "unet"))
+
+    def loss(self, model, batch, step):
+        import torch
+
+        image, spec = batch["image"] * 2 - 1, batch["spectral"]
+        b, k = spec.shape[:2]
+        if self.stage == 1:
+            x, freq = pick_slices(spec, self.slices_per_clip)
+        else:
+            x, freq = spec.flatten(0, 1), torch.arange(k, device=spec.device).expand(b, k)
+        m = freq.shape[1]
+        keep = (torch.rand(b, 1, 1, 1, device=image.device) >= CFG_DROPOUT).to(image.dtype)
+        cond = (image * keep).repeat_interleave(m, dim=0)
+        with torch.no_grad():
+            z0 = self._vae.encode_latents(x)
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, SCHEDULER["num_train_timesteps"], (b,), device=z0.device).repeat_interleave(m)
+        zt = self._scheduler.add_noise(z0, noise, t)
+        pred = model(zt, t, freq.flatten(), cond)
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        return loss, {"mse": float(loss.detach())}
+
+    def save(self, model, out):
+        from diffusers import DDIMScheduler
+
+        from gid.pipeline.motion_pipeline import write_bundle_info
+
+        out = Path(out)
+        model.save_pretrained(out / "unet")
+        DDIMScheduler(**SCHEDULER).save_pretrained(out / "scheduler")
+        self._write_common(out)
+        write_bundle_info(out, latent_factor=self.latent_factor, stage=self.stage)
+        return out / "unet"
+
+    def visualize(self, model, out):
+        """Mean amplitude per frequency: data vs motion sampled (20 DDIM steps) for 4 training images."""
+        import torch
+
+        from gid.pipeline.motion_pipeline import MotionPipeline
+        from gid.pipeline.normalize import denormalize
+        from gid.pipeline.spectral import frequencies_hz
+        from gid.pipeline.visualize import mean_amplitude, plot_spectra
+
+        clips = self._sample_clips(4)
+        pipe = MotionPipeline.from_bundle(self.bundle)
+        pipe.unet = model.eval()
+        sampled = pipe(torch.from_numpy(clips["image"]), num_inference_steps=20, progress=False)
+        curves = {"data": mean_amplitude(denormalize(clips["spectral"], self.scales)),
+                  "sampled": mean_amplitude(sampled.numpy())}
+        hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
+        return [plot_spectra(Path(out) / "motion_spectrum.png", curves, hz, "sampled vs data motion")]
