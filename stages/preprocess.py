@@ -2,7 +2,7 @@
 
 Streaming stages (each a gid function that also runs without Ray)::
 
-    sources ─► decode (tasks: datasets.video_reader.iter_clips, one file each, memory bounded)
+    sources ─► decode (VideoClipDatasource read tasks: datasets.video_reader.iter_clips, one block per clip)
             ─► motion (actor pool: pipeline.clip_motion — flow from frame 0, quality, spectral volume)
             ─► driver: datasets.clip_store (atomic shards, errors, done markers, merged sketches)
 
@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import pyarrow as pa
+from ray.data import Datasource, ReadTask
+from ray.data.block import BlockMetadata
 
 from gid.datasets.clips import clip_id, encode_image, make_clip_row
 from gid.datasets.video_reader import VIDEO_EXTENSIONS, ClipSpec, VideoError, iter_clips
@@ -126,6 +129,36 @@ def decode_source(item: dict[str, Any], spec: ClipSpec) -> Iterator[dict[str, An
         yield _row("end", source, num_clips=count, stage="decode", error=f"{source}: {type(err).__name__}: {err}")
         return
     yield _row("end", source, num_clips=count)
+
+
+class VideoClipDatasource(Datasource):
+    """Stage 1 as a Ray Data source: each read task decodes its files once, streaming, one clip at a time
+    (Ray's own ``read_videos`` yields single frames through decord, which does not fit clips).
+
+    ``ray.data.read_datasource(VideoClipDatasource(paths, ClipSpec()))`` gives the rows of
+    :func:`decode_source`: ``clip`` rows with the frames ``(T, H, W, 3)`` uint8 as bytes, then one
+    ``end`` row per file.
+    """
+
+    def __init__(self, sources: list[str], spec: ClipSpec) -> None:
+        self.sources, self.spec = list(sources), spec
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        return None
+
+    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None) -> list[ReadTask]:
+        groups = [g.tolist() for g in np.array_split(np.array(self.sources, dtype=object), max(1, min(parallelism, len(self.sources))))]
+        spec = self.spec
+
+        def read(files: list[str]) -> Iterator[pa.Table]:
+            for source in files:
+                for row in decode_source({"source": source}, spec):
+                    yield pa.Table.from_pylist([row])
+
+        return [ReadTask(lambda files=files: read(files),
+                         BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=tuple(files)),
+                         per_task_row_limit=per_task_row_limit)
+                for files in groups if files]
 
 
 def process_clip(source: str, start_frame: int, frames: np.ndarray, cfg: PreprocessConfig, flow: FlowMethod,
@@ -250,7 +283,7 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     data_logger = logging.getLogger("ray.data")
     saved = context.enable_progress_bars, context.target_max_block_size, data_logger.level
     context.enable_progress_bars = False  # one bar for the whole run (videos), below
-    # One decoded clip per block, so clips spread evenly over the actors even when videos are few.
+    # Ray merges small outputs up to this size: one decoded clip per block spreads clips evenly over actors.
     context.target_max_block_size = cfg.num_frames * cfg.height * cfg.width * 3
     data_logger.setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
@@ -262,9 +295,8 @@ def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, wor
     actor_cpus = max(0.1, min((cpus - 0.5 * decoders) / workers, node_cpus - 0.5))
     bar = tqdm(total=len(todo), unit="video", desc="preprocess", disable=not progress)
     try:
-        ds = rd.from_items([{"source": s} for s in todo], override_num_blocks=min(len(todo), 10_000))
-        ds = ds.flat_map(decode_source, fn_kwargs={"spec": cfg.spec()}, num_cpus=0.5,
-                         compute=rd.TaskPoolStrategy(size=decoders))
+        ds = rd.read_datasource(VideoClipDatasource(todo, cfg.spec()), override_num_blocks=min(len(todo), 10_000),
+                                num_cpus=0.5, compute=rd.TaskPoolStrategy(size=decoders))
         ds = ds.map(MotionStage, fn_constructor_kwargs={"cfg": cfg, "use_gpu": use_gpu}, num_cpus=actor_cpus,
                     num_gpus=(gpus / workers) if gpus else None, compute=rd.ActorPoolStrategy(size=workers))
         for row in ds.iter_rows():

@@ -210,3 +210,23 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(tmp_path), "--out", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("gid: error: no videos found")
+
+
+def test_the_video_datasource_reads_each_file_once_into_clips(corpus, ray_local):
+    import ray.data
+
+    from gid.datasets.video_reader import ClipSpec
+    from gid.stages.preprocess import VideoClipDatasource
+
+    video = str(corpus["videos"][0])
+    spec = ClipSpec(num_frames=NUM_FRAMES, stride=12, width=128, height=80)
+    rows = ray.data.read_datasource(VideoClipDatasource([video, str(corpus["broken"]["random"])], spec)).take_all()
+    clips = sorted((r for r in rows if r["kind"] == "clip"), key=lambda r: r["start_frame"])
+    ends = {r["source"]: r for r in rows if r["kind"] == "end"}
+    assert [r["start_frame"] for r in clips] == [0, 12]
+    frames, _ = read_video(video)
+    for r in clips:
+        decoded = np.frombuffer(r["data"], np.uint8).reshape(NUM_FRAMES, 80, 128, 3)
+        np.testing.assert_array_equal(decoded, frames[r["start_frame"]:r["start_frame"] + NUM_FRAMES])
+    assert ends[video]["num_clips"] == 2 and not ends[video]["error"]
+    assert ends[str(corpus["broken"]["random"])]["stage"] == "open"
