@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gid.datasets.safe_paths import inside
 from gid.datasets.video import atomic_path
 
 CLIP_SCHEMA = pa.schema([
@@ -164,12 +165,12 @@ def synthetic_to_clips(synth_dir: str | Path, out_dir: str | Path, quantile: flo
         raise FileNotFoundError(f"{manifest}: not a `gid synth` folder")
     rows, stats = [], None
     for entry in pq.read_table(manifest).to_pylist():
-        gt = load_ground_truth(synth_dir / entry["gt"])
+        gt = load_ground_truth(inside(synth_dir, entry["gt"]))
         spectral = gt["spectral"]
         stats = stats or FrequencyStats(num_freqs=spectral.shape[0])
         stats.update(spectral)
         motion = float(np.hypot(gt["trajectories"][:, 0], gt["trajectories"][:, 1]).mean())
-        rows.append(make_clip_row(str(synth_dir / entry["video"]), 0, entry["fps"], gt["frame0"], spectral,
+        rows.append(make_clip_row(str(inside(synth_dir, entry["video"])), 0, entry["fps"], gt["frame0"], spectral,
                                   entry["num_frames"], motion))
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     write_shard(rows, out_dir / "clips" / "synthetic-00000.parquet")

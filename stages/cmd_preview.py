@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         import pyarrow.parquet as pq
         from PIL import Image
 
+        from gid.datasets.safe_paths import inside
         from gid.datasets.synthetic import load_ground_truth
         from gid.datasets.video import read_video, write_gif
         from gid.pipeline.spectral import frequencies_hz
@@ -29,10 +30,10 @@ def register(app: typer.Typer) -> None:
             raise FileNotFoundError(f"{manifest_path}: not a `gid synth` folder (no manifest.parquet)")
         rows = pq.read_table(manifest_path).to_pylist()
         out.mkdir(parents=True, exist_ok=True)
-        truths = [load_ground_truth(data / row["gt"]) for row in rows[:max_videos]]
+        truths = [load_ground_truth(inside(data, row["gt"])) for row in rows[:max_videos]]
         Image.fromarray(contact_sheet([gt["frame0"] for gt in truths])).save(out / "frames.png")
 
-        frames, fps = read_video(data / rows[0]["video"])
+        frames, fps = read_video(inside(data, rows[0]["video"]))
         traj = truths[0]["trajectories"]
         peak = float(np.abs(traj).max())
         motion = np.stack([flow_to_color(traj[t], peak) for t in range(len(traj))])

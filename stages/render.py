@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from gid.datasets.safe_paths import inside
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 RENDERERS = ("auto", "splat", "learned")
 MANIFEST_COLUMNS = ("source", "video", "seconds", "status", "frames", "width", "height", "error", "run_id")
@@ -385,7 +387,7 @@ def done_sources(out: str | Path) -> set[str]:
     if table is None:
         return set()
     latest = {row["source"]: row for row in table.to_pylist()}
-    return {s for s, row in latest.items() if row["status"] == "ok" and (Path(out) / row["video"]).is_file()}
+    return {s for s, row in latest.items() if row["status"] == "ok" and inside(out, row["video"]).is_file()}
 
 
 def _write_part(rows: list[dict[str, Any]], folder: Path, run_id: str, index: int) -> None:

@@ -240,7 +240,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             state = check_compatible(Path(folder), state["task_config"])
             model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
             ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
-            optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device))
+            optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
     start_step = state["step"]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model = ray.train.torch.prepare_model(model)
@@ -351,6 +351,8 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from gid.stages.ray_runtime import init_ray
+
     out = Path(out).resolve()
     dataset = task.dataset()
     try:
@@ -361,8 +363,7 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     previous = latest_checkpoint(storage / task.name)
     if previous is not None:
         check_compatible(previous, task.config_dict())
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, configure_logging=False)
+    init_ray(log_to_driver=True)  # joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session
     if cfg.cache_data:
         dataset = dataset.materialize()
     uri = cfg.mlflow_uri or f"sqlite:///{out / 'mlflow.db'}"
