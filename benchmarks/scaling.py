@@ -1,0 +1,67 @@
+"""Preprocessing throughput on a local multi-node Ray cluster: 1 vs 2 worker nodes of 1 CPU each.
+
+For each node count a fresh cluster (gid.stages.local_cluster: head with no CPUs + N worker nodes) is
+started and `gid preprocess --address` runs on the same synthetic videos as its own driver process,
+as a job on a real cluster would. Throughput is clips per second of the whole command (the time it
+reports: Ray Data start-up, decode, flow, FFT, write); the 1-node run is the reference, measured in
+the same invocation. The load average is printed, since other jobs on the machine skew the ratio.
+
+    python benchmarks/scaling.py                  # 12 videos of 120 frames, 256x160, 7 clips each
+    python benchmarks/scaling.py --videos 4 --nodes 1 2 3
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from gid.datasets.synthetic import SynthConfig, write_dataset
+from gid.stages.local_cluster import ClusterConfig, LocalCluster
+
+
+def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str]) -> tuple[int, float]:
+    """(clips written, seconds the command reports) of one `gid preprocess` on a fresh ``nodes``-node cluster."""
+    with LocalCluster(ClusterConfig(num_workers=nodes, cpus_per_worker=1)) as cluster:
+        result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(videos), "--out", str(out),
+                                 "--address", cluster.address, "--quiet", *args],
+                                capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        raise RuntimeError(f"gid preprocess failed on {nodes} node(s):\n{result.stdout}\n{result.stderr}")
+    clips = int(re.search(r"clips: (\d+) written", result.stdout).group(1))
+    seconds = float(re.search(r"time: ([\d.]+) s", result.stdout).group(1))
+    return clips, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--videos", type=int, default=12, help="synthetic videos to preprocess")
+    parser.add_argument("--video-frames", type=int, default=120, help="frames per synthetic video")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="worker node counts to compare")
+    parser.add_argument("--work", type=Path, default=None, help="folder for videos and outputs (default: a temp dir)")
+    parser.add_argument("preprocess_args", nargs="*", default=["--frames", "60", "--stride", "10", "--size", "256x160"],
+                        help="arguments passed to gid preprocess (after --)")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="gid-scaling-"))
+    videos = work / "synth" / "videos"
+    if not videos.is_dir():
+        write_dataset(work / "synth", args.videos, SynthConfig(num_frames=args.video_frames), seed=5, progress=False)
+    rows = []
+    for nodes in args.nodes:
+        load = os.getloadavg()[0]
+        clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args)
+        rows.append((nodes, clips, seconds, clips / seconds, load, os.getloadavg()[0]))
+        print(f"{nodes} node(s): {clips} clips in {seconds:.1f} s", flush=True)
+    reference = rows[0][3]
+    print(f"\n{'worker nodes (1 CPU each)':28s}{'clips':>7s}{'seconds':>9s}{'clips/s':>9s}{'ratio':>7s}{'load before/after':>20s}")
+    for nodes, clips, seconds, rate, before, after in rows:
+        print(f"{nodes:<28d}{clips:7d}{seconds:9.1f}{rate:9.2f}{rate / reference:7.2f}{before:11.1f} / {after:.1f}")
+    print(f"cores on this machine: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
