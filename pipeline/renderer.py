@@ -1,0 +1,119 @@
+"""The learned image-based renderer (paper §5): feature pyramid → softmax splatting → synthesis.
+
+:class:`FrameRenderer` renders frame t from frame 0 ``I_0`` and its motion ``F_t``:
+
+1. an encoder turns ``I_0 (B, 3, H, W)`` into a feature pyramid, level l at ``(H/2^l, W/2^l)``
+   (paper: a ResNet-34 encoder; the ``paper`` preset has ResNet-34's block counts and widths);
+2. at every level, ``F_t`` is resized and rescaled to the level (:func:`~gid.pipeline.render.resize_flow`)
+   and the features are forward-warped with softmax splatting (``gid.kernels.softsplat``, mode
+   ``soft``) weighted by the motion-magnitude depth proxy ``Z`` (§5; resized, not rescaled, since
+   it orders depth rather than measuring displacement); each level also gets its splat coverage
+   ``min(Σ b, 1)`` so the decoder knows where nothing landed;
+3. a synthesis decoder fuses the warped levels coarse to fine, together with the baseline frame
+   (softsplat of ``I_0`` + push-pull hole filling, :func:`~gid.pipeline.render.splat_frames`) and
+   its validity mask, and predicts a correction added to that baseline.
+
+The correction's last convolution starts at zero, so an untrained renderer *is* the splat baseline
+and training can only move away from it where the loss says so: disocclusion holes, resampling
+blur and seams at the edges of moving objects, where the baseline errs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from gid.kernels import softsplat
+from gid.pipeline.render import resize_flow, splat_frames
+
+PRESETS = {
+    "tiny": {"channels": (24, 48, 96), "blocks": (1, 1, 1)},
+    "paper": {"channels": (64, 64, 128, 256, 512), "blocks": (1, 3, 4, 6, 3)},
+}
+
+
+class ResBlock(nn.Module):
+    """``x + conv(act(conv(act(x))))`` at constant width: ``(B, C, H, W)`` → ``(B, C, H, W)``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+def _stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.Sequential:
+    layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)]
+    layers += [ResBlock(out_channels) for _ in range(blocks)]
+    return nn.Sequential(*layers)
+
+
+class FrameRenderer(ModelMixin, ConfigMixin):
+    """Renders ``I_t`` from ``I_0``, ``F_t`` and the splat metric ``Z`` (§5).
+
+    Args:
+        channels: feature width per pyramid level, finest first (level l is at 1/2^l resolution).
+        blocks: residual blocks per level, in the encoder and again in the decoder.
+    """
+
+    @register_to_config
+    def __init__(self, channels: tuple[int, ...] = PRESETS["tiny"]["channels"],
+                 blocks: tuple[int, ...] = PRESETS["tiny"]["blocks"]) -> None:
+        super().__init__()
+        channels, blocks = tuple(channels), tuple(blocks)
+        if len(channels) != len(blocks) or not channels:
+            raise ValueError(f"channels {channels} and blocks {blocks} need one entry per pyramid level")
+        self.encoder = nn.ModuleList(
+            _stage(3 if i == 0 else channels[i - 1], c, b, 1 if i == 0 else 2)
+            for i, (c, b) in enumerate(zip(channels, blocks)))
+        # Decoder level i sees: warped features + coverage (+ the upsampled coarser level).
+        self.decoder = nn.ModuleList(
+            _stage(c + 1 + (channels[i + 1] if i + 1 < len(channels) else 0), c, b, 1)
+            for i, (c, b) in enumerate(zip(channels, blocks)))
+        self.fuse = nn.Conv2d(channels[0] + 3 + 1, channels[0], 3, padding=1)
+        self.head = nn.Conv2d(channels[0], 3, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_preset(cls, name: str) -> "FrameRenderer":
+        """``tiny`` (CPU-sized, ~0.4 M parameters) or ``paper`` (ResNet-34 block counts)."""
+        if name not in PRESETS:
+            raise ValueError(f"--config must be one of {', '.join(PRESETS)}, got {name!r}")
+        return cls(**PRESETS[name])
+
+    def forward(self, image: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
+        """Render frame t.
+
+        Args:
+            image: ``(B, 3, H, W)`` frame 0 in [0, 1].
+            flow: ``(B, 2, H, W)`` ``F_t`` in pixels.
+            metric: ``(B, 1, H, W)`` ``Z`` from :func:`gid.pipeline.render.splat_metric`.
+
+        Returns:
+            ``(B, 3, H, W)`` frame t (not clamped; [0, 1] up to the correction's overshoot).
+        """
+        with torch.no_grad():
+            base, valid = splat_frames(image, flow, metric)
+        features, x = [], image
+        for stage in self.encoder:
+            x = stage(x)
+            features.append(x)
+        decoded = None
+        for level in range(len(features) - 1, -1, -1):
+            feat = features[level]
+            size = tuple(feat.shape[-2:])
+            level_flow = resize_flow(flow, size)
+            level_metric = F.interpolate(metric, size=size, mode="bilinear", align_corners=False, antialias=True)
+            warped = softsplat(feat, level_flow, level_metric, mode="soft")
+            coverage = softsplat(torch.ones_like(feat[:, :1]), level_flow, None, mode="sum").clamp(max=1.0)
+            parts = [warped, coverage]
+            if decoded is not None:
+                parts.append(F.interpolate(decoded, size=size, mode="bilinear", align_corners=False))
+            decoded = self.decoder[level](torch.cat(parts, 1))
+        fused = F.silu(self.fuse(torch.cat([F.silu(decoded), base, valid], 1)))
+        return base + self.head(fused)
