@@ -8,13 +8,12 @@ Per image, the K latent slices ``z (K, C, h, w)`` start as Gaussian noise and ar
 Seamless looping (§6, Eq. 5, universal guidance): at each step the clean latent predicted from ε̂,
 ``ẑ_0 = (z_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t``, is decoded to motion ``F = irfft(denormalize(VAE(ẑ_0)))`` and
 
-    L_g = ‖F_{T−1} − F_0‖₁ + ‖∇F_{T−1} − ∇F_0‖₁      (means over pixels, ∇ = forward differences)
+    L_g = ‖F_{T−1} − F_0‖₁ + ‖∇F_{T−1} − ∇F_0‖₁      (L1 norms: sums over pixels, ∇ = forward differences)
     ε̂ ← ε̂ + u·σ_t·∇_z L_g,    σ_t = √(1−ᾱ_t),  u = 200,
 
 with ``r`` self-recurrence iterations per step (re-noise ``z_{t−1}`` back to ``z_t`` and repeat).
-The gradient goes through the VAE decoder, the inverse Eq. 4 and the inverse DFT; ε̂ is held
-constant in it (the denoiser is not back-propagated through, which keeps the cost at one extra
-decoder pass per step).
+As in universal guidance, the gradient goes through the denoiser (ẑ_0 depends on z_t directly and
+through ε̂), the VAE decoder, the inverse Eq. 4 and the inverse DFT: one backward pass per step.
 
 The bundle folder ``B`` holds ``vae/``, ``unet/``, ``scheduler/``, ``freq_scales.json`` and
 ``bundle.json`` (num_frames, fps, num_freqs, size, latent factor, preset).
@@ -56,10 +55,11 @@ def write_bundle_info(bundle: str | Path, **info: Any) -> dict[str, Any]:
 
 
 def loop_seam_loss(traj: torch.Tensor) -> torch.Tensor:
-    """Eq. 5's ``L_g`` for trajectories ``(B, T, 2, H, W)``: mean L1 of ``F_{T−1} − F_0`` and of their gradients."""
+    """Eq. 5's ``L_g`` of trajectories ``(B, T, 2, H, W)``: L1 norms of ``F_{T−1} − F_0`` and of its spatial
+    gradients, summed over pixels (and over the batch: each sample's gradient is its own)."""
     first, last = traj[:, 0], traj[:, -1]
     (lx, ly), (fx, fy) = image_gradients(last), image_gradients(first)
-    return (last - first).abs().mean() + (lx - fx).abs().mean() + (ly - fy).abs().mean()
+    return (last - first).abs().sum() + (lx - fx).abs().sum() + (ly - fy).abs().sum()
 
 
 class MotionPipeline:
@@ -119,13 +119,16 @@ class MotionPipeline:
         spec = slices.reshape(batch, -1, *slices.shape[1:])
         return denormalize(spec, self.scales.astype(np.float32))
 
-    def _seam_gradient(self, z: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor, batch: int) -> torch.Tensor:
+    def _guided_eps_and_seam_gradient(self, z: torch.Tensor, t, freq: torch.Tensor, cond: torch.Tensor,
+                                      guidance_scale: float, alpha_bar: torch.Tensor, batch: int):
+        """``(ε̂, ∇_z L_g)``: the gradient flows through the denoiser, the VAE decoder and the inverse DFT."""
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
-            z0 = (z - (1 - alpha_bar).sqrt() * eps.detach()) / alpha_bar.sqrt()
+            eps = self._eps(z, t, freq, cond, guidance_scale)
+            z0 = (z - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
             traj = spectral_to_trajectories(self.decode(z0, batch), self.num_frames)
-            (grad,) = torch.autograd.grad(loop_seam_loss(traj) * batch, z)
-        return grad
+            (grad,) = torch.autograd.grad(loop_seam_loss(traj), z)
+        return eps.detach(), grad
 
     @torch.no_grad()
     def __call__(self, images, num_frames: int | None = None, num_inference_steps: int = 50,
@@ -180,9 +183,11 @@ class MotionPipeline:
                 alpha_t = alphas[t]
                 alpha_prev = alphas[prev_t] if prev_t >= 0 else scheduler.final_alpha_cumprod.to(device)
                 for r in range(loop_recurrence if loop else 1):
-                    eps = self._eps(z, t, freq, cond_k, guidance_scale)
                     if loop:
-                        eps = eps + loop_strength * (1 - alpha_t).sqrt() * self._seam_gradient(z, eps, alpha_t, b)
+                        eps, grad = self._guided_eps_and_seam_gradient(z, t, freq, cond_k, guidance_scale, alpha_t, b)
+                        eps = eps + loop_strength * (1 - alpha_t).sqrt() * grad
+                    else:
+                        eps = self._eps(z, t, freq, cond_k, guidance_scale)
                     z_prev = scheduler.step(eps, t, z).prev_sample
                     if r + 1 < (loop_recurrence if loop else 1):  # self-recurrence: back to step t
                         ratio = alpha_t / alpha_prev

@@ -23,7 +23,7 @@ class MotionPreset:
 PRESETS = {
     "tiny": MotionPreset(
         name="tiny", size=(64, 48),
-        vae=dict(block_out_channels=(32, 64, 64), layers_per_block=1, norm_num_groups=8),
+        vae=dict(block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8),
         unet=dict(block_out_channels=(64, 128), layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                   up_block_types=("AttnUpBlock2D", "UpBlock2D"), attention_head_dim=32, norm_num_groups=16,
                   freq_attention_heads=4),

@@ -133,7 +133,10 @@ class MotionUNet(ModelMixin, ConfigMixin):
 
     def load_stage1(self, stage1: "MotionUNet") -> None:
         """Copy a trained stage-1 model's weights; only the frequency attention layers stay new."""
-        missing, unexpected = self.load_state_dict(stage1.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("freq_attn") for k in missing):
-            raise ValueError(f"stage-1 model does not match this config (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]}); train stage 2 with the same preset as stage 1")
+        own, theirs = self.state_dict(), stage1.state_dict()
+        missing = [k for k in own if k not in theirs]
+        mismatched = [k for k in theirs if k not in own or own[k].shape != theirs[k].shape]
+        if mismatched or any(not k.startswith("freq_attn") for k in missing):
+            raise ValueError(f"stage-1 model does not match this config (e.g. {(mismatched or missing)[:2]}); "
+                             "train stage 2 with the same preset and data size as stage 1")
+        self.load_state_dict(theirs, strict=False)

@@ -270,7 +270,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     if progress is not None:
         progress.update(start_step)
     logs: dict[str, float] = {}
-    consecutive_bad, step, tic = 0, start_step, time.perf_counter()
+    consecutive_bad, step, tic, cpu_start = 0, start_step, time.perf_counter(), time.process_time()
     data = batches()
     while step < cfg.max_steps:
         batch = next(data)
@@ -317,7 +317,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             metrics = None
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
             state["step"] = step
-            report = {"step": step, "start_step": start_step, "nan_steps": state["nan_steps"], **(metrics or {})}
+            report = {"step": step, "start_step": start_step, "nan_steps": state["nan_steps"],
+                      "worker_cpu_s": time.process_time() - cpu_start, **(metrics or {})}
             if rank == 0:
                 with tempfile.TemporaryDirectory() as folder:
                     _save_checkpoint(Path(folder), _unwrap(model), ema, optimizer, state)

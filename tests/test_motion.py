@@ -1,0 +1,197 @@
+"""Motion model pieces against their formulas: VAE losses, frequency attention, CFG, looping, metrics."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
+from gid.pipeline.motion_pipeline import MotionPipeline, loop_seam_loss
+from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
+from gid.pipeline.unet import FrequencyAttention, MotionUNet
+from gid.pipeline.vae import SpectralVAE, multiscale_gradient_loss, vae_loss
+
+K = 4
+TINY_VAE = dict(block_out_channels=(8, 8, 8), layers_per_block=1, norm_num_groups=4)
+TINY_UNET = dict(sample_size=(4, 6), latent_factor=4, num_freqs=K, block_out_channels=(16, 32), layers_per_block=1,
+                 attention_head_dim=8, norm_num_groups=8, freq_attention_heads=2)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from diffusers import DDIMScheduler
+
+    torch.manual_seed(0)
+    vae = SpectralVAE(**TINY_VAE)
+    unet = MotionUNet(**TINY_UNET, freq_attention=True)
+    for p in unet.frequency_attention_parameters():  # make the stage-2 layers do something
+        torch.nn.init.normal_(p, std=0.2)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                              beta_end=0.012, clip_sample=False)
+    return MotionPipeline(vae, unet, scheduler, np.linspace(2.0, 0.5, K), num_frames=30, fps=30.0)
+
+
+def test_multiscale_gradient_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 1, 3, 8, 8))
+
+    def reference(x, y):
+        total = 0.0
+        for s in (1, 2, 4):
+            px = x.reshape(1, 3, 8 // s, s, 8 // s, s).mean(axis=(3, 5))
+            py = y.reshape(1, 3, 8 // s, s, 8 // s, s).mean(axis=(3, 5))
+            total += np.abs(np.diff(px, axis=3) - np.diff(py, axis=3)).mean()
+            total += np.abs(np.diff(px, axis=2) - np.diff(py, axis=2)).mean()
+        return total / 3
+
+    got = multiscale_gradient_loss(torch.from_numpy(a), torch.from_numpy(b))
+    assert float(got) == pytest.approx(reference(a, b), rel=1e-10)
+    # constant offsets have no gradient: the term ignores them
+    assert float(multiscale_gradient_loss(torch.from_numpy(a), torch.from_numpy(a + 3.0))) == pytest.approx(0, abs=1e-12)
+
+
+def test_vae_shapes_loss_weights_and_safetensors_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    vae = SpectralVAE(**TINY_VAE).eval()
+    assert vae.latent_factor == 4
+    x = torch.randn(3, 4, 16, 24)
+    posterior = vae.encode(x)
+    assert posterior.mean.shape == (3, 4, 4, 6)
+    recon, post = vae(x, sample_posterior=False)
+    total, parts = vae_loss(recon, post, x)
+    expected = parts["l1"] + 0.2 * parts["grad"] + 1e-6 * parts["kl"]
+    assert float(total) == pytest.approx(expected, rel=1e-5)
+    assert parts["l1"] == pytest.approx(float((recon - x).abs().mean()), rel=1e-6)
+    vae.register_to_config(scaling_factor=0.5)
+    vae.save_pretrained(tmp_path / "vae")
+    assert (tmp_path / "vae" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = SpectralVAE.from_pretrained(tmp_path / "vae").eval()
+    assert loaded.config.scaling_factor == 0.5
+    z = posterior.mode() * 0.5
+    torch.testing.assert_close(loaded.decode_latents(z), vae.decode(posterior.mode()))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        vae.encode(torch.randn(1, 4, 10, 24))
+
+
+def test_frequency_attention_matches_per_pixel_reference():
+    """(B·K, C, H, W) → (B·H·W, K, C): every pixel attends over its own K slices, nothing else."""
+    torch.manual_seed(1)
+    layer = FrequencyAttention(8, K, heads=2)
+    torch.nn.init.normal_(layer.attention.out_proj.weight, std=0.3)
+    x = torch.randn(2 * K, 8, 3, 5)
+    out = layer(x)
+    for b in range(2):
+        for i in range(3):
+            for j in range(5):
+                tokens = x[b * K:(b + 1) * K, :, i, j][None]  # (1, K, C)
+                q = layer.norm(tokens) + layer.position
+                ref = tokens + layer.attention(q, q, q, need_weights=False)[0]
+                torch.testing.assert_close(out[b * K:(b + 1) * K, :, i, j], ref[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="all 4 slices"):
+        layer(torch.randn(K + 1, 8, 3, 5))
+
+
+def test_stage2_starts_as_stage1_and_couples_frequencies(tmp_path):
+    torch.manual_seed(2)
+    stage1 = MotionUNet(**TINY_UNET).eval()
+    stage2 = MotionUNet(**TINY_UNET, freq_attention=True).eval()
+    stage2.load_stage1(stage1)
+    z, image = torch.randn(2 * K, 4, 4, 6), torch.rand(2 * K, 3, 16, 24) * 2 - 1
+    t, k = torch.full((2 * K,), 500), torch.arange(K).repeat(2)
+    with torch.no_grad():
+        base = stage1(z, t, k, image)
+        torch.testing.assert_close(stage2(z, t, k, image), base)  # zero-initialised output projections
+        for p in stage2.frequency_attention_parameters():
+            torch.nn.init.normal_(p, std=0.2)
+        coupled = stage2(z, t, k, image)
+        torch.testing.assert_close(stage2(z, t, k, image, use_freq_attention=False), base)  # switch off
+        z2 = z.clone()
+        z2[1] += 1.0  # change slice k=1 of sample 0 only
+        changed = stage2(z2, t, k, image)
+        assert (changed[0] - coupled[0]).abs().max() > 1e-4  # slice 0 of sample 0 sees slice 1
+        torch.testing.assert_close(changed[K:], coupled[K:])  # sample 1 does not
+        independent = stage1(z2, t, k, image)
+        torch.testing.assert_close(independent[0], base[0])  # stage 1: slices are independent
+    stage2.save_pretrained(tmp_path / "unet")
+    assert (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = MotionUNet.from_pretrained(tmp_path / "unet").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(z, t, k, image), coupled)
+    with pytest.raises(ValueError, match="does not match"):
+        MotionUNet(**{**TINY_UNET, "block_out_channels": (16, 16)}, freq_attention=True).load_stage1(stage1)
+
+
+def test_classifier_free_guidance_formula(pipe):
+    torch.manual_seed(3)
+    z, cond = torch.randn(K, 4, 4, 6), torch.rand(K, 3, 16, 24) * 2 - 1
+    freq, t = torch.arange(K), torch.tensor(700)
+    with torch.no_grad():
+        eps_c = pipe.unet(z, t, freq, cond)
+        eps_u = pipe.unet(z, t, freq, torch.zeros_like(cond))
+        guided = pipe._eps(z, t, freq, cond, 1.75)
+    torch.testing.assert_close(guided, 2.75 * eps_c - 1.75 * eps_u, atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_is_seeded_batch_independent_and_amplifies(pipe):
+    images = torch.rand(3, 3, 20, 30)  # resized to the model's 16x24
+    a = pipe(images, num_inference_steps=3, seed=5, batch_size=3, progress=False)
+    assert a.shape == (3, K, 4, 16, 24)
+    b = pipe(images, num_inference_steps=3, seed=5, batch_size=2, progress=False)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    c = pipe(images, num_inference_steps=3, seed=5, batch_size=3, amplify=2.0, progress=False)
+    torch.testing.assert_close(c, 2 * a)
+    d = pipe(images, num_inference_steps=3, seed=6, batch_size=3, progress=False)
+    assert (d - a).abs().max() > 1e-3
+    e = pipe(images, num_frames=60, num_inference_steps=3, seed=5, batch_size=3, progress=False)
+    torch.testing.assert_close(e, 2 * a)  # S scales with T so that irfft at T' keeps the amplitude
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pipe(images * 3, num_inference_steps=1, progress=False)
+
+
+def test_looping_guidance_lowers_the_seam(pipe):
+    images = torch.rand(2, 3, 16, 24)
+    plain = pipe(images, num_inference_steps=6, seed=1, progress=False)
+    looped = pipe(images, num_inference_steps=6, seed=1, loop=True, loop_strength=10.0, progress=False)
+    traj = lambda s: spectral_to_trajectories(s, pipe.num_frames)[None]  # noqa: E731
+    for i in range(2):
+        assert float(loop_seam_loss(traj(looped[i]))) < 0.8 * float(loop_seam_loss(traj(plain[i])))
+
+
+def test_seam_error_of_known_motions():
+    t = np.arange(60)[:, None]
+    phases = np.linspace(0, 2 * np.pi, 256, endpoint=False)[None]
+    periodic = np.zeros((60, 2, 1, 256))
+    periodic[:, 0, 0] = 3 * np.cos(2 * np.pi * 2 * t / 60 + phases)  # bin 2: loops exactly
+    spec = trajectories_to_spectral(periodic, 8)[None]
+    assert seam_error(spec, 60)[0] == pytest.approx(1.0, rel=1e-3)
+    drift = np.zeros((60, 2, 1, 4))
+    drift[:, 1] = 0.5 * t[:, :, None] - 0.5 * 59 / 2  # steady drift: the seam jumps back T−1 steps
+    assert seam_error(trajectories_to_spectral(drift, 31)[None], 60)[0] == pytest.approx(59, rel=1e-6)
+
+
+def test_amplitude_error_and_moving_mask():
+    spec = np.zeros((1, 2, 4, 2, 2))
+    spec[0, 1, 0, 0, 0] = 3.0
+    spec[0, 1, 3, 0, 0] = 4.0  # amplitude 5 at pixel (0, 0), bin 1
+    amp = amplitude(spec)
+    assert amp[0, 1, 0, 0] == 5.0 and amp.sum() == 5.0
+    mask = moving_mask(spec)
+    assert mask.tolist() == [[[True, False], [False, False]]]
+    err = amplitude_error(np.zeros_like(amp), amp)
+    np.testing.assert_allclose(err, [0.0, 5.0 / 4])
+    np.testing.assert_allclose(amplitude_error(np.zeros_like(amp), amp, mask), [0.0, 5.0])
+    with pytest.raises(ValueError, match="selects no pixel"):
+        amplitude_error(amp, amp, np.zeros((1, 2, 2), bool))
+
+
+def test_train_cli_reports_bad_data_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for data, message in ((tmp_path / "missing", "no such data folder"), (empty, "no clips/ folder")):
+        run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "train", "vae", "--data", str(data),
+                              "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2
+        assert run.stderr.strip().splitlines()[-1].startswith("gid: error:") and message in run.stderr
