@@ -23,15 +23,17 @@ dtfvd, dtfvd32      ``--dt-i3d`` (Dynamic-Textures I3D)     same windows; curve 
 motion_*            nothing (optical flow of the videos)    fake vs ``--gt`` (or the real videos' flow)
 ==================  ======================================  ===============================================
 
-Feature extraction is per video; from ``ray_min_videos`` videos on it runs on Ray Data (an actor
-pool, GPUs when asked), below that in-process (``ray.init`` alone costs seconds).
+Each video is decoded once and turned into a record (features of the nets given, flow-based
+motion statistics, amplitude error against the ground truth) by :class:`VideoEvaluator`; from
+``ray_min_videos`` videos on that runs on Ray Data (an actor pool, GPUs when asked), below in-process
+(``ray.init`` alone costs seconds). The metrics are then computed from the records.
 """
 from __future__ import annotations
 
 import io
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -122,61 +124,108 @@ def _windows(num_frames: int, length: int) -> list[int]:
     return list(range(0, num_frames - length + 1, length))
 
 
-class FeatureExtractor:
-    """The feature nets the given weights allow, applied to one video at a time.
+def _read(path: Path, max_frames: int | None) -> tuple[np.ndarray, float]:
+    from gid.datasets.video import read_video
 
-    ``__call__(frames (T, H, W, 3) uint8)`` → ``{"inception": (T', 2048), "i3d16": (n, D), "i3d32": …,
-    "dt16": …, "dt32": …}`` for the nets present (``T' = ceil(T / frame_stride)``; n windows).
+    return read_video(path, max_frames=max_frames)
+
+
+class VideoEvaluator:
+    """Everything `gid eval` measures on one video, from one decode.
+
+    ``__call__(path, fake)`` returns a record of arrays: ``num_frames``, ``fps``; the features of the
+    nets given (``feat_inception`` ``(T', 2048)``, ``feat_i3d16`` / ``feat_i3d32`` / ``feat_dt16`` /
+    ``feat_dt32`` ``(n_windows, D)``, ``T' = ceil(T / frame_stride)``); the motion statistics from the
+    video's optical flow (``magnitude`` ``(H, W)`` = W(p), ``seam_px``, ``frame_seam``); and with a
+    ground truth, ``amp_abs`` / ``amp_rel`` / ``amp_pred`` / ``amp_true`` ``(K,)`` or ``problem`` (why
+    not). For a fake video a ``{stem}.npy`` spectral volume beside it replaces the flow in the
+    amplitude error (``predicted`` = 1).
     """
 
-    def __init__(self, cfg: EvalConfig) -> None:
-        import torch
-
-        from gid.pipeline.feature_nets import load_feature_net
+    def __init__(self, cfg: EvalConfig, gt_index: dict[str, Path] | None) -> None:
+        from gid.pipeline.flow import make_flow
 
         self.cfg = cfg
-        self.torch = torch
+        self.gt_index = gt_index
+        self.flow = make_flow(cfg.flow)
         self.nets = {}
-        if cfg.inception is not None:
-            self.nets["inception"] = load_feature_net("inception", cfg.inception, cfg.device)
-        if cfg.i3d is not None:
-            self.nets["i3d"] = load_feature_net("i3d", cfg.i3d, cfg.device)
-        if cfg.dt_i3d is not None:
-            self.nets["dt"] = load_feature_net("i3d", cfg.dt_i3d, cfg.device)
+        if any(p is not None for p in (cfg.inception, cfg.i3d, cfg.dt_i3d)):
+            from gid.pipeline.feature_nets import load_feature_net
+
+            for name, kind, path in (("inception", "inception", cfg.inception), ("i3d", "i3d", cfg.i3d),
+                                     ("dt", "i3d", cfg.dt_i3d)):
+                if path is not None:
+                    self.nets[name] = load_feature_net(kind, path, cfg.device)
 
     def _run(self, net, batches: Iterable[np.ndarray]) -> np.ndarray:
+        import torch
+
         out = []
-        with self.torch.inference_mode():
+        with torch.inference_mode():
             for batch in batches:
-                out.append(net(self.torch.from_numpy(batch).to(self.cfg.device)).float().cpu().numpy())
+                out.append(net(torch.from_numpy(batch).to(self.cfg.device)).float().cpu().numpy())
         return np.concatenate(out)
 
-    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def features(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of ``frames (T, H, W, 3)`` uint8 from the 256×128 center crops (§7)."""
         cfg = self.cfg
-        crops = center_crop(frames, cfg.crop_width, cfg.crop_height)
-        video = crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0  # (T, 3, h, w)
+        video = center_crop(frames, cfg.crop_width, cfg.crop_height).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         out: dict[str, np.ndarray] = {}
         if "inception" in self.nets:
             images = video[::cfg.frame_stride]
-            out["inception"] = self._run(self.nets["inception"], (images[i:i + cfg.batch_size]
-                                                                  for i in range(0, len(images), cfg.batch_size)))
+            out["feat_inception"] = self._run(self.nets["inception"], (
+                images[i:i + cfg.batch_size] for i in range(0, len(images), cfg.batch_size)))
         for name in ("i3d", "dt"):
-            if name not in self.nets:
-                continue
-            for length in cfg.fvd_frames:
+            for length in cfg.fvd_frames if name in self.nets else ():
                 starts = _windows(len(video), length)
-                if not starts:
-                    continue
-                clips = np.stack([video[s:s + length].transpose(1, 0, 2, 3) for s in starts])  # (n, 3, L, h, w)
-                size = max(1, cfg.batch_size // length)
-                out[f"{name}{length}"] = self._run(self.nets[name], (clips[i:i + size] for i in range(0, len(clips), size)))
+                if starts:
+                    clips = np.stack([video[s:s + length].transpose(1, 0, 2, 3) for s in starts])  # (n, 3, L, h, w)
+                    size = max(1, cfg.batch_size // length)
+                    out[f"feat_{name}{length}"] = self._run(self.nets[name], (
+                        clips[i:i + size] for i in range(0, len(clips), size)))
         return out
 
+    def _amplitude(self, path: Path, traj: np.ndarray, predicted: np.ndarray | None) -> dict[str, np.ndarray]:
+        from gid.pipeline.metrics import amplitude_error
+        from gid.pipeline.spectral import trajectories_to_spectral
 
-def _read(path: Path, max_frames: int | None) -> np.ndarray:
-    from gid.datasets.video import read_video
+        key = match_id(path.stem, self.gt_index)
+        if key is None:
+            return {"problem": np.array(f"{path.name}: no ground-truth id matches")}
+        true_spec, true_frames = load_true_spectral(self.gt_index[key])
+        if true_frames is not None and true_frames != len(traj):
+            return {"problem": np.array(f"{path.name}: {len(traj)} frames, its ground truth {true_frames}")}
+        height, width = true_spec.shape[-2:]
+        if predicted is None:
+            pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
+        elif predicted.shape[0] != true_spec.shape[0]:
+            return {"problem": np.array(f"{path.name}: {predicted.shape[0]} frequencies in its .npy, "
+                                        f"ground truth {true_spec.shape[0]}")}
+        else:
+            pred_spec = resize_spectral(predicted, height, width)
+        err = amplitude_error(pred_spec, true_spec, len(traj))
+        return {"amp_abs": err["abs"], "amp_rel": err["rel"], "amp_pred": err["pred_amp"], "amp_true": err["true_amp"]}
 
-    return read_video(path, max_frames=max_frames)[0]
+    def __call__(self, path: Path, fake: bool) -> dict[str, np.ndarray]:
+        from gid.pipeline.metrics import frame_seam_ratio, loop_seam_error, mean_motion_magnitude
+
+        path = Path(path)
+        frames, fps = _read(path, self.cfg.max_frames)
+        record = {"num_frames": np.array(len(frames)), "fps": np.array(fps), **self.features(frames)}
+        predicted = None
+        sidecar = path.with_suffix(".npy")
+        if fake and sidecar.is_file():
+            predicted = np.load(sidecar).astype(np.float32)
+            if predicted.ndim != 4 or predicted.shape[1] != 4:
+                raise ValueError(f"{sidecar}: a predicted spectral volume must be (K, 4, H, W), got {predicted.shape}")
+        record["predicted"] = np.array(int(predicted is not None))
+        traj = self.flow.trajectories(frames)
+        record["magnitude"] = mean_motion_magnitude(traj).astype(np.float32)
+        record["seam_px"] = np.array(loop_seam_error(traj))
+        record["frame_seam"] = np.array(frame_seam_ratio(frames))
+        if self.gt_index is not None:
+            record.update(self._amplitude(path, traj, predicted))
+        return record
 
 
 def _to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -190,40 +239,51 @@ def _from_bytes(data: bytes) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
-class _RayFeatureWorker:
-    """Ray Data actor: builds the nets once, then turns batches of video paths into feature blobs."""
+class _RayVideoWorker:
+    """Ray Data actor: loads the nets and the flow once, then turns video paths into record blobs."""
 
-    def __init__(self, cfg: EvalConfig) -> None:
-        self.extract = FeatureExtractor(cfg)
-        self.max_frames = cfg.max_frames
+    def __init__(self, cfg: EvalConfig, gt_index: dict[str, Path] | None) -> None:
+        self.evaluate = VideoEvaluator(cfg, gt_index)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        blobs = [_to_bytes(self.extract(_read(Path(p), self.max_frames))) for p in batch["path"]]
-        return {"path": batch["path"], "features": np.array(blobs, dtype=object)}
+        blobs = [_to_bytes(self.evaluate(Path(p), bool(f))) for p, f in zip(batch["path"], batch["fake"])]
+        return {"path": batch["path"], "record": np.array(blobs, dtype=object)}
 
 
-def extract_features(paths: list[Path], cfg: EvalConfig, desc: str) -> list[dict[str, np.ndarray]]:
-    """Features of every video in ``paths`` (same order): in-process, or on Ray Data for many videos."""
+def evaluate_videos(real_paths: list[Path], fake_paths: list[Path], cfg: EvalConfig,
+                    gt_index: dict[str, Path] | None) -> tuple[list[dict], list[dict]]:
+    """The :class:`VideoEvaluator` record of every video, real and fake (in order).
+
+    In-process below ``cfg.ray_min_videos`` videos in all; otherwise a Ray Data ``map_batches`` over
+    the paths in an actor pool (one actor per CPU, or per ``num_gpus_per_worker`` GPUs).
+    """
     from tqdm import tqdm
 
-    if len(paths) < cfg.ray_min_videos:
-        extract = FeatureExtractor(cfg)
-        return [extract(_read(p, cfg.max_frames)) for p in tqdm(paths, desc=desc, unit="video", disable=not cfg.progress)]
-    import ray
+    items = [(p, False) for p in real_paths] + [(p, True) for p in fake_paths]
+    if len(items) < cfg.ray_min_videos:
+        evaluator = VideoEvaluator(cfg, gt_index)
+        records = [evaluator(p, f) for p, f in tqdm(items, desc="eval", unit="video", disable=not cfg.progress)]
+    else:
+        import ray
 
-    if not ray.is_initialized():
-        ray.init(configure_logging=False, log_to_driver=False)
-    workers = max(1, int(ray.cluster_resources().get("GPU" if cfg.num_gpus_per_worker else "CPU", 1)
-                         // max(cfg.num_gpus_per_worker, 1)))
-    dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
-        _RayFeatureWorker, fn_constructor_kwargs={"cfg": cfg}, batch_size=1, concurrency=(1, workers),
-        num_gpus=cfg.num_gpus_per_worker,
-    )
-    by_path = {}
-    for row in tqdm(dataset.iter_rows(), total=len(paths), desc=f"{desc} (Ray Data)", unit="video",
-                    disable=not cfg.progress):
-        by_path[row["path"]] = _from_bytes(row["features"])
-    return [by_path[str(p)] for p in paths]
+        if not ray.is_initialized():
+            ray.init(configure_logging=False, log_to_driver=False)
+        resources = ray.cluster_resources()
+        if cfg.num_gpus_per_worker > 0:
+            workers = int(resources.get("GPU", 0) / cfg.num_gpus_per_worker)
+            if workers < 1:
+                raise ValueError(f"--num-gpus {cfg.num_gpus_per_worker} per worker, but the Ray cluster has "
+                                 f"{resources.get('GPU', 0)} GPUs; lower --num-gpus or use --device cpu")
+        else:
+            workers = max(1, int(resources.get("CPU", 1)))
+        dataset = ray.data.from_items([{"path": str(p), "fake": f} for p, f in items]).map_batches(
+            _RayVideoWorker, fn_constructor_kwargs={"cfg": cfg, "gt_index": gt_index}, batch_size=1,
+            concurrency=(1, workers), num_gpus=cfg.num_gpus_per_worker,
+        )
+        by_path = {row["path"]: _from_bytes(row["record"]) for row in tqdm(
+            dataset.iter_rows(), total=len(items), desc="eval (Ray Data)", unit="video", disable=not cfg.progress)}
+        records = [by_path[str(p)] for p, _ in items]
+    return records[:len(real_paths)], records[len(real_paths):]
 
 
 def ground_truth_index(gt: Path) -> dict[str, Path]:
@@ -292,163 +352,120 @@ def resize_spectral(spec: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.stack(planes).reshape(num_freqs, 4, height, width) * scale
 
 
-@dataclass
-class MotionSummary:
-    """One set's motion evidence, gathered video by video (trajectories are large and not kept)."""
-
-    magnitudes: list[np.ndarray] = field(default_factory=list)  # (H, W) mean motion magnitude per video
-    seam_px: list[float] = field(default_factory=list)
-    frame_seam: list[float] = field(default_factory=list)
-    amplitude: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in AMPLITUDE_KEYS})
-    problems: list[str] = field(default_factory=list)  # why a video has no amplitude error
-    predicted: int = 0  # videos whose amplitude error used their predicted spectral volume, not flow
-
-    def add(self, path: Path, frames: np.ndarray, traj: np.ndarray, gt_index: dict[str, Path] | None,
-            predicted: np.ndarray | None = None) -> None:
-        """Add one video: its frames, flow trajectories ``(T, 2, H, W)`` and, if known, the spectral
-        volume it was rendered from (``predicted``, ``(K, 4, h, w)``), used for the amplitude error."""
-        from gid.pipeline.metrics import (amplitude_error, frame_seam_ratio, loop_seam_error,
-                                          mean_motion_magnitude)
-        from gid.pipeline.spectral import trajectories_to_spectral
-
-        self.magnitudes.append(mean_motion_magnitude(traj).astype(np.float32))
-        self.seam_px.append(loop_seam_error(traj))
-        self.frame_seam.append(frame_seam_ratio(frames))
-        if gt_index is None:
-            return
-        key = match_id(path.stem, gt_index)
-        if key is None:
-            self.problems.append(f"{path.name}: no ground-truth id matches")
-            return
-        true_spec, true_frames = load_true_spectral(gt_index[key])
-        if true_frames is not None and true_frames != len(frames):
-            self.problems.append(f"{path.name}: {len(frames)} frames, its ground truth {true_frames}")
-            return
-        height, width = true_spec.shape[-2:]
-        if predicted is not None:
-            if predicted.shape[0] != true_spec.shape[0]:
-                self.problems.append(f"{path.name}: {predicted.shape[0]} frequencies in its .npy, ground truth {true_spec.shape[0]}")
-                return
-            pred_spec = resize_spectral(predicted, height, width)
-        else:
-            pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
-        for name, value in amplitude_error(pred_spec, true_spec, len(frames)).items():
-            self.amplitude[name].append(value)
-
-
-AMPLITUDE_KEYS = ("abs", "rel", "pred_amp", "true_amp")
-
-
-def _nanmean(values: list[float]) -> float:
+def _nanmean(values: Iterable[float]) -> float:
     """Mean of the finite values; NaN (``null`` in metrics.json) when there are none."""
-    finite = [v for v in values if np.isfinite(v)]
+    finite = [float(v) for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
 
-def motion_metrics(cfg: EvalConfig, real_paths: list[Path], fake_paths: list[Path]) -> tuple[dict, dict, dict]:
-    """Motion metrics from the optical flow (§3) of the fake and the real videos, and against ``--gt``.
+def motion_metrics(real: list[dict], fake: list[dict], with_gt: bool) -> tuple[dict, dict, dict]:
+    """Motion metrics from the :class:`VideoEvaluator` records of the real and fake videos.
 
-    Both sets go through the same flow, so its error cancels in the distribution distance; the
-    amplitude error of the real videos' flow against ``--gt`` (when their names match it) is the
-    floor that flow error alone gives, printed beside the fake videos' error.
+    Both sets' motion comes from the same optical flow (§3), so its error cancels in the
+    distribution distance; the amplitude error of the real videos' flow against the ground truth
+    (when their names match it) is the floor that flow error alone gives, reported beside the fake
+    videos' error.
 
-    Returns ``(metrics, per_frequency, skipped)``: flat scalars, per-frequency lists plus the
-    magnitude maps (for the plots), and ``{metric: reason}`` for what could not be computed.
+    Returns ``(metrics, per_frequency, skipped)``: flat scalars, per-frequency lists (for the spectra
+    plot), and ``{metric: reason}`` for what could not be computed.
     """
-    from tqdm import tqdm
-
-    from gid.pipeline.flow import make_flow
     from gid.pipeline.metrics import motion_magnitude_distance
 
-    flow = make_flow(cfg.flow)
-    gt_index = ground_truth_index(cfg.gt) if cfg.gt is not None else None
-    sets = {"fake": (fake_paths, MotionSummary()), "real": (real_paths, MotionSummary())}
-    for label, (paths, summary) in sets.items():
-        for path in tqdm(paths, desc=f"motion ({label})", unit="video", disable=not cfg.progress):
-            frames = _read(path, cfg.max_frames)
-            sidecar = path.with_suffix(".npy")
-            predicted = np.load(sidecar).astype(np.float32) if label == "fake" and sidecar.is_file() else None
-            if predicted is not None and (predicted.ndim != 4 or predicted.shape[1] != 4):
-                raise ValueError(f"{sidecar}: a predicted spectral volume must be (K, 4, H, W), got {predicted.shape}")
-            summary.predicted += predicted is not None
-            summary.add(path, frames, flow.trajectories(frames), gt_index, predicted)
-    fake, real = sets["fake"][1], sets["real"][1]
     metrics: dict[str, float] = {
-        "motion_magnitude_w1_px": motion_magnitude_distance(fake.magnitudes, real.magnitudes),
-        "motion_magnitude_mean_fake_px": float(np.mean([m.mean() for m in fake.magnitudes])),
-        "motion_magnitude_mean_real_px": float(np.mean([m.mean() for m in real.magnitudes])),
-        "loop_seam_fake_px": float(np.mean(fake.seam_px)),
-        "loop_seam_real_px": float(np.mean(real.seam_px)),
-        "frame_seam_ratio_fake": _nanmean(fake.frame_seam),
-        "frame_seam_ratio_real": _nanmean(real.frame_seam),
+        "motion_magnitude_w1_px": motion_magnitude_distance([r["magnitude"] for r in fake], [r["magnitude"] for r in real]),
+        "motion_magnitude_mean_fake_px": float(np.mean([r["magnitude"].mean() for r in fake])),
+        "motion_magnitude_mean_real_px": float(np.mean([r["magnitude"].mean() for r in real])),
+        "loop_seam_fake_px": float(np.mean([r["seam_px"] for r in fake])),
+        "loop_seam_real_px": float(np.mean([r["seam_px"] for r in real])),
+        "frame_seam_ratio_fake": _nanmean(r["frame_seam"] for r in fake),
+        "frame_seam_ratio_real": _nanmean(r["frame_seam"] for r in real),
     }
-    per_frequency: dict[str, Any] = {"magnitude_maps": {"fake": fake.magnitudes, "real": real.magnitudes}}
+    per_frequency: dict[str, Any] = {}
     skipped: dict[str, str] = {}
-    for label, summary, metric in ((("fake", fake, "motion_amplitude_error")),
-                                   ("real", real, "motion_amplitude_error_floor")):
-        amp = summary.amplitude
-        if gt_index is None:
+    for label, records, metric in (("fake", fake, "motion_amplitude_error"), ("real", real, "motion_amplitude_error_floor")):
+        paired = [r for r in records if "amp_abs" in r]
+        problems = [str(r["problem"]) for r in records if "problem" in r]
+        if not with_gt:
             skipped[metric] = "no --gt given (the per-pixel comparison needs the true motion)"
             continue
-        if not amp["abs"]:
-            skipped[metric] = f"no {label} video has usable ground truth ({summary.problems[0]})"
+        if not paired:
+            skipped[metric] = f"no {label} video has usable ground truth ({problems[0]})"
             continue
-        abs_err, rel_err = np.mean(amp["abs"], axis=0), np.nanmean(np.stack(amp["rel"]), axis=0)
+        abs_err = np.mean([r["amp_abs"] for r in paired], axis=0)
+        rel_err = np.nanmean(np.stack([r["amp_rel"] for r in paired]), axis=0)
         metrics[f"{metric}_px"] = float(abs_err[1:].mean())
         metrics[f"{metric}_rel"] = float(np.nanmean(rel_err[1:]))
-        metrics[f"{metric}_videos"] = float(len(amp["abs"]))
+        metrics[f"{metric}_videos"] = float(len(paired))
         per_frequency[f"{label}_amplitude_error_px"] = abs_err.tolist()
         per_frequency[f"{label}_amplitude_error_rel"] = rel_err.tolist()
-        per_frequency[f"{label}_amplitude_px"] = np.mean(amp["pred_amp"], axis=0).tolist()
-        per_frequency.setdefault("true_amplitude_px", np.mean(amp["true_amp"], axis=0).tolist())
-        if summary.problems:
-            per_frequency[f"{label}_without_ground_truth"] = summary.problems
-    per_frequency["fake_motion_source"] = (f"predicted spectral volumes (.npy beside {fake.predicted} videos)"
-                                           if fake.predicted else "optical flow of the fake videos")
+        per_frequency[f"{label}_amplitude_px"] = np.mean([r["amp_pred"] for r in paired], axis=0).tolist()
+        per_frequency.setdefault("true_amplitude_px", np.mean([r["amp_true"] for r in paired], axis=0).tolist())
+        if problems:
+            per_frequency[f"{label}_without_ground_truth"] = problems
+    predicted = sum(int(r["predicted"]) for r in fake)
+    per_frequency["fake_motion_source"] = (f"predicted spectral volumes (.npy beside {predicted} videos)"
+                                           if predicted else "optical flow of the fake videos")
     return metrics, per_frequency, skipped
 
 
-def distribution_metrics(cfg: EvalConfig, real_feats: list[dict], fake_feats: list[dict]) -> tuple[dict, dict, dict]:
-    """FID, KID, FVD(32), DTFVD(32) and the sliding-window curves from extracted features."""
+def distribution_metrics(cfg: EvalConfig, real: list[dict], fake: list[dict]) -> tuple[dict, dict, dict]:
+    """FID, KID, FVD(32), DTFVD(32) and the sliding-window curves from the records' features.
+
+    A metric the features cannot support (too few windows or samples) is listed in ``skipped``
+    with the reason instead of failing the whole evaluation.
+    """
     from gid.pipeline.metrics import frechet_feature_distance, kernel_inception_distance, sliding_window_frechet
 
     metrics: dict[str, float] = {}
     curves: dict[str, dict] = {}
     skipped: dict[str, str] = {}
-    if cfg.inception is None:
-        for name in ("fid", "kid_x100", "sliding_fid"):
-            skipped[name] = "no --inception weights given"
-    else:
-        real = np.concatenate([f["inception"] for f in real_feats])
-        fake = np.concatenate([f["inception"] for f in fake_feats])
-        metrics["fid"] = frechet_feature_distance(real, fake)
-        metrics["kid_x100"], metrics["kid_x100_std"] = kernel_inception_distance(
-            real, fake, cfg.kid_subsets, cfg.kid_subset_size)
-        window = max(1, cfg.fid_window // cfg.frame_stride)
-        stride = max(1, cfg.fid_window_stride // cfg.frame_stride)
+
+    def attempt(names: tuple[str, ...], compute) -> None:
         try:
-            starts, values = sliding_window_frechet([f["inception"] for f in real_feats],
-                                                    [f["inception"] for f in fake_feats], window, stride)
-            curves["sliding_fid"] = {"start_frame": (starts * cfg.frame_stride).tolist(), "value": values.tolist(),
-                                     "window_frames": cfg.fid_window}
+            compute()
         except ValueError as err:
-            skipped["sliding_fid"] = str(err)
+            for name in names:
+                skipped[name] = str(err)
+
+    def inception() -> None:
+        a = np.concatenate([r["feat_inception"] for r in real])
+        b = np.concatenate([r["feat_inception"] for r in fake])
+        metrics["fid"] = frechet_feature_distance(a, b)
+        metrics["kid_x100"], metrics["kid_x100_std"] = kernel_inception_distance(a, b, cfg.kid_subsets, cfg.kid_subset_size)
+
+    def sliding_fid() -> None:
+        starts, values = sliding_window_frechet(
+            [r["feat_inception"] for r in real], [r["feat_inception"] for r in fake],
+            max(1, cfg.fid_window // cfg.frame_stride), max(1, cfg.fid_window_stride // cfg.frame_stride))
+        curves["sliding_fid"] = {"start_frame": (starts * cfg.frame_stride).tolist(), "value": values.tolist(),
+                                 "window_frames": cfg.fid_window}
+
+    if cfg.inception is None:
+        skipped.update(dict.fromkeys(("fid", "kid_x100", "sliding_fid"), "no --inception weights given"))
+    else:
+        attempt(("fid", "kid_x100"), inception)
+        attempt(("sliding_fid",), sliding_fid)
     for net, option, label in (("i3d", cfg.i3d, "fvd"), ("dt", cfg.dt_i3d, "dtfvd")):
         for length in cfg.fvd_frames:
-            name = label if length == 16 else f"{label}{length}"
-            key = f"{net}{length}"
+            name, key = (label if length == 16 else f"{label}{length}"), f"feat_{net}{length}"
             if option is None:
                 skipped[name] = f"no --{'i3d' if net == 'i3d' else 'dt-i3d'} weights given"
-            elif not all(key in f for f in [*real_feats, *fake_feats]):
+            elif not all(key in r for r in [*real, *fake]):
                 skipped[name] = f"some videos are shorter than {length} frames"
             else:
-                metrics[name] = frechet_feature_distance(np.concatenate([f[key] for f in real_feats]),
-                                                         np.concatenate([f[key] for f in fake_feats]))
+                attempt((name,), lambda name=name, key=key: metrics.__setitem__(name, frechet_feature_distance(
+                    np.concatenate([r[key] for r in real]), np.concatenate([r[key] for r in fake]))))
+
+    def sliding_dtfvd() -> None:
+        if not all("feat_dt16" in r for r in [*real, *fake]):
+            raise ValueError("some videos are shorter than 16 frames")
+        starts, values = sliding_window_frechet([r["feat_dt16"] for r in real], [r["feat_dt16"] for r in fake], 1, 1)
+        curves["sliding_dtfvd"] = {"start_frame": (starts * 16).tolist(), "value": values.tolist(), "window_frames": 16}
+
     if cfg.dt_i3d is None:
         skipped["sliding_dtfvd"] = "no --dt-i3d weights given"
-    elif all("dt16" in f for f in [*real_feats, *fake_feats]):
-        starts, values = sliding_window_frechet([f["dt16"] for f in real_feats], [f["dt16"] for f in fake_feats], 1, 1)
-        curves["sliding_dtfvd"] = {"start_frame": (starts * 16).tolist(), "value": values.tolist(), "window_frames": 16}
+    else:
+        attempt(("sliding_dtfvd",), sliding_dtfvd)
     return metrics, curves, skipped
 
 
@@ -518,40 +535,28 @@ def evaluate(cfg: EvalConfig) -> dict:
     Returns the report written to ``metrics.json``: ``inputs``, ``metrics`` (flat name → value),
     ``per_frequency``, ``curves``, ``skipped`` (name → why), ``seconds``, ``plots``.
     """
-    from gid.datasets.video import read_video
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_spectra
 
     real_paths = list_videos(cfg.real, "--real")
     fake_paths = list_videos(cfg.fake, "--fake")
+    gt_index = ground_truth_index(cfg.gt) if cfg.gt is not None else None
     cfg.out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
     start = time.perf_counter()
-    metrics, per_frequency, skipped = motion_metrics(cfg, real_paths, fake_paths)
-    seconds["motion"] = time.perf_counter() - start
-    magnitude_maps = per_frequency.pop("magnitude_maps")
-
-    curves: dict[str, dict] = {}
-    if any(p is not None for p in (cfg.inception, cfg.i3d, cfg.dt_i3d)):
-        start = time.perf_counter()
-        real_feats = extract_features(real_paths, cfg, "features (real)")
-        fake_feats = extract_features(fake_paths, cfg, "features (fake)")
-        seconds["features"] = time.perf_counter() - start
-        dist, curves, dist_skipped = distribution_metrics(cfg, real_feats, fake_feats)
-        metrics.update(dist)
-        skipped.update(dist_skipped)
-    else:
-        _, _, dist_skipped = distribution_metrics(cfg, [], [])
-        skipped.update(dist_skipped)
+    real, fake = evaluate_videos(real_paths, fake_paths, cfg, gt_index)
+    seconds = {"videos": time.perf_counter() - start}
+    metrics, per_frequency, skipped = motion_metrics(real, fake, gt_index is not None)
+    dist, curves, dist_skipped = distribution_metrics(cfg, real, fake)
+    metrics.update(dist)
+    skipped.update(dist_skipped)
 
     plots = {}
     if curves:
         plots["sliding_windows"] = plot_curves(cfg.out / "sliding_windows.png", curves).name
-    plots["motion_magnitude"] = plot_magnitudes(cfg.out / "motion_magnitude.png", magnitude_maps["fake"],
-                                                magnitude_maps["real"]).name
+    plots["motion_magnitude"] = plot_magnitudes(cfg.out / "motion_magnitude.png", [r["magnitude"] for r in fake],
+                                                [r["magnitude"] for r in real]).name
     if "true_amplitude_px" in per_frequency:
-        frames, fps = read_video(fake_paths[0], max_frames=cfg.max_frames)
-        freqs = frequencies_hz(len(per_frequency["true_amplitude_px"]), len(frames), fps)
+        freqs = frequencies_hz(len(per_frequency["true_amplitude_px"]), int(fake[0]["num_frames"]), float(fake[0]["fps"]))
         per_frequency["frequency_hz"] = freqs.tolist()
         labels = {"true_amplitude_px": "ground truth", "fake_amplitude_px": "generated",
                   "real_amplitude_px": "real videos' flow", "fake_amplitude_error_px": "|error| generated",

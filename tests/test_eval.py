@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gid.stages.evaluate import (
-    EvalConfig, center_crop, distribution_metrics, evaluate, extract_features, ground_truth_index, list_videos,
+    EvalConfig, center_crop, distribution_metrics, evaluate, evaluate_videos, ground_truth_index, list_videos,
     match_id, resize_spectral,
 )
 
@@ -137,44 +137,57 @@ def test_resize_spectral_rescales_displacements():
     assert np.allclose(out[:, 0], 4.0) and np.allclose(out[:, 3], 4.0) and np.allclose(out[:, [1, 2]], 0.0)
 
 
-def test_eval_with_random_weights_computes_every_metric(tmp_path, synth_small, static_fake, tiny_weights):
-    cfg = EvalConfig(real=synth_small, fake=static_fake, out=tmp_path, inception=tiny_weights / "inception",
+def test_every_net_metric_with_random_weights(synth_small, static_fake, tiny_weights):
+    cfg = EvalConfig(real=synth_small, fake=static_fake, inception=tiny_weights / "inception",
                      i3d=tiny_weights / "i3d", dt_i3d=tiny_weights / "i3d", kid_subsets=10, progress=False,
-                     crop_width=64, crop_height=48, frame_stride=2, max_frames=32)
-    report = evaluate(cfg)
-    m = report["metrics"]
-    for name in ("fid", "kid_x100", "fvd", "fvd32", "dtfvd", "dtfvd32"):
+                     crop_width=64, crop_height=48, frame_stride=4, max_frames=32)
+    real, fake = evaluate_videos(list_videos(synth_small, "--real"), list_videos(static_fake, "--fake"), cfg, None)
+    assert real[0]["feat_inception"].shape == (8, 2048) and real[0]["feat_i3d16"].shape == (2, 5)
+    assert real[0]["feat_i3d32"].shape == (1, 5)
+    m, curves, skipped = distribution_metrics(cfg, real, fake)
+    assert skipped == {}
+    for name in ("fid", "fvd", "fvd32", "dtfvd", "dtfvd32"):
         assert np.isfinite(m[name]) and m[name] > 0, name
+    assert np.isfinite(m["kid_x100"]) and m["kid_x100_std"] > 0  # unbiased: may be slightly negative
     assert m["fvd"] == m["dtfvd"]  # the same net given twice
-    assert report["curves"]["sliding_fid"]["start_frame"] == [0]  # 32 frames hold one 30-frame window
-    assert report["curves"]["sliding_dtfvd"]["start_frame"] == [0, 16]
-    assert set(report["skipped"]) == {"motion_amplitude_error", "motion_amplitude_error_floor"}
-    assert (tmp_path / "sliding_windows.png").is_file()
-
-    # identical sets: every Fréchet distance vanishes; windows longer than the videos are skipped
-    feats = extract_features(list_videos(synth_small, "--real"), cfg, "features")
-    assert feats[0]["inception"].shape == (16, 2048) and feats[0]["i3d16"].shape == (2, 5)
-    assert feats[0]["i3d32"].shape == (1, 5)
-    same, curves, _ = distribution_metrics(cfg, feats, feats)
+    assert curves["sliding_fid"]["start_frame"] == [0]  # 32 frames hold one 30-frame window
+    assert curves["sliding_dtfvd"]["start_frame"] == [0, 16]
+    # identical sets: every Fréchet distance vanishes
+    same, curves, _ = distribution_metrics(cfg, real, real)
     for name in ("fid", "fvd", "fvd32", "dtfvd", "dtfvd32"):
         assert same[name] == pytest.approx(0.0, abs=1e-6 * max(m[name], 1.0)), name
     assert np.allclose(curves["sliding_fid"]["value"], 0.0, atol=1e-6 * m["fid"])
-    short = [{k: v for k, v in f.items() if k != "i3d32"} for f in feats]
-    _, _, skipped = distribution_metrics(cfg, short, short)
-    assert skipped["fvd32"] == "some videos are shorter than 32 frames"
+
+
+def test_eval_with_weights_writes_curves_and_says_what_was_skipped(tmp_path, synth_small, static_fake, tiny_weights):
+    report = evaluate(EvalConfig(real=synth_small, fake=static_fake, out=tmp_path, inception=tiny_weights / "inception",
+                                 dt_i3d=tiny_weights / "i3d", kid_subsets=10, progress=False, crop_width=64,
+                                 crop_height=48, frame_stride=4, max_frames=20))
+    assert {"fid", "kid_x100", "dtfvd"} <= set(report["metrics"])
+    skipped = report["skipped"]
+    assert skipped["dtfvd32"] == "some videos are shorter than 32 frames"
+    assert skipped["fvd"] == skipped["fvd32"] == "no --i3d weights given"
+    assert "fewer than the window of 7" in skipped["sliding_fid"]  # 20 frames, every 4th: 5 steps < 30 / 4
+    assert report["curves"]["sliding_dtfvd"]["start_frame"] == [0]
+    assert (tmp_path / report["plots"]["sliding_windows"]).is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text())["skipped"] == skipped
 
 
 @pytest.mark.ray
-def test_ray_data_extraction_matches_in_process(ray_local, tmp_path, synth_small, tiny_weights):
-    paths = list_videos(synth_small, "--real")[:2]
+def test_ray_data_records_match_in_process(ray_local, synth_small, tiny_weights):
+    paths = list_videos(synth_small, "--real")
+    gt_index = ground_truth_index(synth_small)
     local = EvalConfig(real=synth_small, fake=synth_small, inception=tiny_weights / "inception", max_frames=6,
                        progress=False)
     on_ray = EvalConfig(real=synth_small, fake=synth_small, inception=tiny_weights / "inception", max_frames=6,
                         progress=False, ray_min_videos=1)
-    expected = extract_features(paths, local, "local")
-    got = extract_features(paths, on_ray, "ray")
-    for a, b in zip(expected, got):
-        np.testing.assert_allclose(b["inception"], a["inception"], rtol=1e-5, atol=1e-6)
+    expected = evaluate_videos(paths[:1], paths[1:2], local, gt_index)
+    got = evaluate_videos(paths[:1], paths[1:2], on_ray, gt_index)
+    for a, b in zip(sum(expected, []), sum(got, [])):
+        assert set(a) == set(b)
+        np.testing.assert_allclose(b["feat_inception"], a["feat_inception"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b["magnitude"], a["magnitude"], rtol=1e-6)
+        assert str(b["problem"]) == str(a["problem"])  # 6 frames, its ground truth 48
 
 
 def test_mlflow_logging(tmp_path, synth_small):
