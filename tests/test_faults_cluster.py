@@ -135,3 +135,42 @@ def test_driver_sigterm_then_rerun_finishes_without_redoing_work(cluster, videos
     assert f"{finished} already done (skipped)" in output
     assert {n: (out / "clips" / n).stat().st_mtime_ns for n in shards} == shards, "finished shards were rewritten"
     assert_same_as_clean(out, clean)
+
+
+@pytest.fixture(scope="module")
+def clip_table(tmp_path_factory):
+    """A clip table of 8 synthetic clips with their exact motion: `gid render --spectral` input."""
+    from gid.datasets.clips import synthetic_to_clips
+
+    root = tmp_path_factory.mktemp("render")
+    write_dataset(root / "synth", 8, SynthConfig(num_frames=60, width=128, height=80), seed=3, progress=False)
+    synthetic_to_clips(root / "synth", root / "clips")
+    return next((root / "clips" / "clips").glob("*.parquet"))
+
+
+def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_path):
+    out = tmp_path / "render"
+    proc = subprocess.Popen([sys.executable, "-m", "gid.stages.cli", "render", str(clip_table), "--spectral",
+                             "--out", str(out), "--frames", "150", "--batch-size", "1", "--num-workers", "1",
+                             "--renderer", "splat", "--address", cluster.address],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    parts = lambda: list((out / "manifest").glob("*.parquet")) if (out / "manifest").is_dir() else []  # noqa: E731
+    wait_for(lambda: parts() or proc.poll() is not None, 240, "the first rendered video")
+    actors = [pid for _, pid in cluster.worker_pids() if "MotionRenderer" in procfs.command_line(pid)]
+    assert proc.poll() is None and len(parts()) < 8, "the run should still be going"
+    assert len(actors) == 1, "one render actor should be running"
+    os.kill(actors[0], signal.SIGKILL)
+    output = finish(proc)
+
+    manifest = pq.read_table(out / "manifest.parquet").to_pylist()
+    sources = [row["source"] for row in manifest]
+    assert sorted(sources) == sorted(f"{clip_table}#{i}" for i in range(8)), "every video listed exactly once"
+    errors = pq.read_table(out / "errors").to_pylist() if (out / "errors").is_dir() and list((out / "errors").iterdir()) else []
+    for row in manifest:
+        if row["status"] == "ok":
+            assert (out / row["video"]).is_file()
+        else:
+            assert row["source"] in {e["source"] for e in errors}
+    videos = sorted(p.name for p in (out / "videos").iterdir())
+    assert videos == sorted(Path(r["video"]).name for r in manifest if r["status"] == "ok"), "no extra or partial videos"
+    assert "rendered" in output
