@@ -1,0 +1,80 @@
+"""Motion training tasks: clip decoding (Eq. 4), and clear errors for bad data folders and bundles."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from gid.datasets.clips import decode_image, decode_spectral, make_clip_row, write_shard
+from gid.pipeline.normalize import denormalize, save_scales
+from gid.stages.motion_tasks import MotionTask, VAETask, clip_table_info, decode_batch, pick_slices
+
+
+def _write_clips(folder, count: int, width: int = 64, height: int = 48, num_freqs: int = 16):
+    rng = np.random.default_rng(0)
+    rows = [make_clip_row(f"video{i}.mp4", 0, 30.0, rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+                          rng.standard_normal((num_freqs, 4, height, width)).astype(np.float32), 150, 1.0)
+            for i in range(count)]
+    (folder / "clips").mkdir(parents=True, exist_ok=True)
+    write_shard(rows, folder / "clips" / "part-00000.parquet")
+    save_scales(folder / "freq_scales.json", np.linspace(2.0, 0.5, num_freqs))
+    return folder
+
+
+def test_decode_batch_inverts_to_the_stored_clip(tmp_path):
+    data = _write_clips(tmp_path / "d", 3)
+    table = pq.read_table(data / "clips" / "part-00000.parquet")
+    cols = ("image", "spectral", "num_freqs", "height", "width")
+    scales = np.linspace(2.0, 0.5, 16)
+    batch = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cols}, scales)
+    assert batch["image"].shape == (3, 3, 48, 64) and batch["spectral"].shape == (3, 16, 4, 48, 64)
+    row = table.slice(1, 1).to_pylist()[0]
+    np.testing.assert_allclose(denormalize(batch["spectral"][1], scales), decode_spectral(row), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.round(batch["image"][1].transpose(1, 2, 0) * 255), decode_image(row["image"]))
+    info = clip_table_info(data)
+    assert info == {"num_frames": 150, "fps": 30.0, "num_freqs": 16, "height": 48, "width": 64, "num_clips": 3}
+
+
+def test_pick_slices_takes_distinct_frequencies():
+    import torch
+
+    spec = torch.arange(16, dtype=torch.float32)[None, :, None, None, None].expand(5, 16, 4, 2, 2).clone()
+    x, freq = pick_slices(spec, 4)
+    assert x.shape == (20, 4, 2, 2) and freq.shape == (5, 4)
+    assert all(len(set(row.tolist())) == 4 for row in freq)
+    torch.testing.assert_close(x[:, 0, 0, 0], freq.flatten().float())  # slice k holds value k
+
+
+def test_bad_data_folders_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such data folder"):
+        clip_table_info(tmp_path / "missing")
+    (tmp_path / "empty" / "clips").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no Parquet shards"):
+        clip_table_info(tmp_path / "empty")
+    data = _write_clips(tmp_path / "rows0", 1)
+    table = pq.read_table(data / "clips" / "part-00000.parquet").slice(0, 0)
+    pq.write_table(table, data / "clips" / "part-00000.parquet")
+    with pytest.raises(ValueError, match="no rows"):
+        clip_table_info(data)
+    odd = _write_clips(tmp_path / "odd", 1, width=36, height=36)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        VAETask(odd, tmp_path / "bundle")
+    with pytest.raises(FileNotFoundError, match="freq_scales.json"):
+        (tmp_path / "noscales").mkdir()
+        _write_clips(tmp_path / "noscales", 1)
+        (tmp_path / "noscales" / "freq_scales.json").unlink()
+        VAETask(tmp_path / "noscales", tmp_path / "bundle")
+
+
+def test_motion_training_needs_the_earlier_stages(tmp_path):
+    data = _write_clips(tmp_path / "d", 2)
+    with pytest.raises(FileNotFoundError, match="gid train vae"):
+        MotionTask(data, tmp_path / "bundle")
+    (tmp_path / "bundle" / "vae").mkdir(parents=True)
+    (tmp_path / "bundle" / "vae" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="motion --stage 1"):
+        MotionTask(data, tmp_path / "bundle", stage=2)
+    with pytest.raises(ValueError, match="--stage must be 1 or 2"):
+        MotionTask(data, tmp_path / "bundle", stage=3)
+    with pytest.raises(ValueError, match="--config must be one of tiny, paper"):
+        VAETask(data, tmp_path / "bundle", preset="huge")
