@@ -5,10 +5,12 @@
 
 For each size × channel count × pass (forward; forward+backward) it prints the milliseconds of the
 reference (:func:`gid.kernels.softsplat_reference`, plain torch ops + autograd) and of each
-backend (CPU: process CPU time; CUDA: synchronised wall time), the ratio reference/backend (> 1: faster than the reference) and the largest difference from the
-reference's output (and, with backward, its three gradients), relative to that tensor's largest value. CPU runs the vectorised ``torch`` backend; CUDA runs
-``torch``, ``triton`` and, when CuPy is installed, ``cupy``, and also prints the achieved
-bandwidth in GB/s and as a percentage of the card's peak memory bandwidth.
+backend (CPU: process CPU time; CUDA: synchronised wall time), the ratio reference/backend
+(> 1: faster than the reference) and the largest difference from the reference's output (and,
+with backward, its three gradients) relative to that tensor's largest value. CPU runs the
+vectorised ``torch`` backend; CUDA runs ``torch``, ``triton`` and, when CuPy is installed,
+``cupy``, and also prints the achieved bandwidth in GB/s and as a percentage of the card's peak
+memory bandwidth.
 
 Bandwidth counts the bytes a pass must move at least (each tensor read or written once):
 forward reads input, flow, metric and writes the output; backward reads the output gradient,
@@ -135,7 +137,10 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = peak_bandwidth(device, args.peak_gbs)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} torch threads"
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{cpu_name()}, {torch.get_num_threads()} torch threads"
     print(f"device: {where}; peak bandwidth: {f'{peak:.0f} GB/s' if peak else 'n/a'}; mode {args.mode}, "
           f"B={args.batch}, median of {args.repeats}; torch {torch.__version__}")
     backends = backends_for(device)
@@ -156,7 +161,8 @@ def main() -> None:
                 backward = pass_name == "forward+backward"
                 reference = lambda *t: softsplat_reference(*t, mode=args.mode)  # noqa: E731
                 expected = run_case(reference, (x, flow, metric), grad_out, backward)
-                ref_ms = timed_ms(lambda: run_case(reference, (x, flow, metric), grad_out, backward), args.repeats, device)
+                inputs = (x, flow, metric)
+                ref_ms = timed_ms(lambda: run_case(reference, inputs, grad_out, backward), args.repeats, device)
                 print(f"{size:>10s} {channels:3d} {pass_name:>16s} {'reference':>9s} {ref_ms:9.2f}")
                 for name in backends:
                     fn = lambda *t, name=name: softsplat(*t, mode=args.mode, backend=name)  # noqa: E731

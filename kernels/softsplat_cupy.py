@@ -74,8 +74,8 @@ extern "C" __global__ void softsplat_peak(const float* flow, const float* metric
 }
 
 extern "C" __global__ void softsplat_splat(const float* x, const float* flow, const float* metric, const float* peak,
-                                           float* num, float* den, float* count, long long n_pixels, int C, int H, int W,
-                                           int mode) {
+                                           float* num, float* den, float* count, long long n_pixels,
+                                           int C, int H, int W, int mode) {
     const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n_pixels) return;
     Corners c;

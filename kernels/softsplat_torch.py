@@ -9,7 +9,8 @@ gathers from its four corners
 
 - ``∂L/∂x(p) = Σ_q w(p, q)·G(q)``
 - ``∂L/∂w(p, q) = Σ_c G(q)·x(p) + s(q)``, with ``w = b·e`` and ``e = 1 | Z | exp(Z − M(q))``
-- ``∂L/∂F(p) = Σ_q ∂b/∂F·e·∂L/∂w``, ``∂L/∂Z(p) = Σ_q b·∂L/∂w`` (linear) or ``Σ_q w·∂L/∂w`` (soft)
+- ``∂L/∂F(p) = Σ_q ∂b/∂F·e·∂L/∂w``
+- ``∂L/∂Z(p) = Σ_q b·∂L/∂w`` (linear) or ``Σ_q w·∂L/∂w`` (soft, plus the ε term below)
 
 (``sum`` mode: ``G = g``, ``s = 0``). Soft mode's per-target maximum ``M(q)`` enters the result
 only through ε: ``∂L/∂M(q) = ε·s(q)``, which goes to the metric of the source(s) attaining the

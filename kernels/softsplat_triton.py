@@ -15,6 +15,10 @@ tensors' own ``(B, C, H, W)``; one program handles ``BLOCK_P`` source pixels (fl
   (formulas in :mod:`gid.kernels.softsplat_torch`), plus soft mode's ``ε·s(q)`` for the source(s)
   attaining ``M(q)`` (counted by ``_splat_kernel``). No atomics: the backward is deterministic.
 
+The scatters use ``sem="relaxed"`` atomics: nothing reads the buffers before the kernel ends, and
+on sm_90 this turns Triton's default ``atom.acq_rel`` (returns a value, orders memory) into
+fire-and-forget ``red.relaxed`` reductions.
+
 CUDA tensors run compiled kernels. CPU tensors run the same kernels in Triton's interpreter when
 ``TRITON_INTERPRET=1`` is in the environment before Triton is imported (``triton.jit`` reads it
 when it decorates, and Triton's own standard library is decorated at ``import triton``); that is
@@ -63,10 +67,10 @@ def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.con
     oky0 = (y0 >= 0) & (y0 < H)
     oky1 = (y1 >= 0) & (y1 < H)
     base = peak_ptr + b * hw
-    tl.atomic_max(base + y0 * W + x0, z, mask=ok & okx0 & oky0 & ((1 - ax) * (1 - ay) > 0))
-    tl.atomic_max(base + y0 * W + x1, z, mask=ok & okx1 & oky0 & (ax * (1 - ay) > 0))
-    tl.atomic_max(base + y1 * W + x0, z, mask=ok & okx0 & oky1 & ((1 - ax) * ay > 0))
-    tl.atomic_max(base + y1 * W + x1, z, mask=ok & okx1 & oky1 & (ax * ay > 0))
+    tl.atomic_max(base + y0 * W + x0, z, mask=ok & okx0 & oky0 & ((1 - ax) * (1 - ay) > 0), sem="relaxed")
+    tl.atomic_max(base + y0 * W + x1, z, mask=ok & okx1 & oky0 & (ax * (1 - ay) > 0), sem="relaxed")
+    tl.atomic_max(base + y1 * W + x0, z, mask=ok & okx0 & oky1 & ((1 - ax) * ay > 0), sem="relaxed")
+    tl.atomic_max(base + y1 * W + x1, z, mask=ok & okx1 & oky1 & (ax * ay > 0), sem="relaxed")
 
 
 @triton.jit
@@ -122,29 +126,31 @@ def _splat_kernel(
         pk01 = tl.load(peak_ptr + q01, mask=v01, other=0.0)
         pk11 = tl.load(peak_ptr + q11, mask=v11, other=0.0)
         if tl.program_id(1) == 0:
-            tl.atomic_add(count_ptr + q00, 1.0, mask=v00 & (w00 > 0) & (z == pk00))
-            tl.atomic_add(count_ptr + q10, 1.0, mask=v10 & (w10 > 0) & (z == pk10))
-            tl.atomic_add(count_ptr + q01, 1.0, mask=v01 & (w01 > 0) & (z == pk01))
-            tl.atomic_add(count_ptr + q11, 1.0, mask=v11 & (w11 > 0) & (z == pk11))
+            tl.atomic_add(count_ptr + q00, 1.0, mask=v00 & (w00 > 0) & (z == pk00), sem="relaxed")
+            tl.atomic_add(count_ptr + q10, 1.0, mask=v10 & (w10 > 0) & (z == pk10), sem="relaxed")
+            tl.atomic_add(count_ptr + q01, 1.0, mask=v01 & (w01 > 0) & (z == pk01), sem="relaxed")
+            tl.atomic_add(count_ptr + q11, 1.0, mask=v11 & (w11 > 0) & (z == pk11), sem="relaxed")
         w00 = w00 * tl.exp(tl.minimum(z - pk00, 0.0))
         w10 = w10 * tl.exp(tl.minimum(z - pk10, 0.0))
         w01 = w01 * tl.exp(tl.minimum(z - pk01, 0.0))
         w11 = w11 * tl.exp(tl.minimum(z - pk11, 0.0))
     if MODE != 0:
         if tl.program_id(1) == 0:
-            tl.atomic_add(den_ptr + q00, w00, mask=v00)
-            tl.atomic_add(den_ptr + q10, w10, mask=v10)
-            tl.atomic_add(den_ptr + q01, w01, mask=v01)
-            tl.atomic_add(den_ptr + q11, w11, mask=v11)
+            tl.atomic_add(den_ptr + q00, w00, mask=v00, sem="relaxed")
+            tl.atomic_add(den_ptr + q10, w10, mask=v10, sem="relaxed")
+            tl.atomic_add(den_ptr + q01, w01, mask=v01, sem="relaxed")
+            tl.atomic_add(den_ptr + q11, w11, mask=v11, sem="relaxed")
 
     cmask = c < C
     chan = (b * C * hw)[:, None] + (c * hw)[None, :]  # offset of (b, c) planes, (BLOCK_P, BLOCK_C)
     tile = inside[:, None] & cmask[None, :]
     x = tl.load(x_ptr + chan + pix[:, None], mask=tile, other=0.0).to(tl.float32)
-    tl.atomic_add(num_ptr + chan + (q00 - b * hw)[:, None], w00[:, None] * x, mask=v00[:, None] & cmask[None, :])
-    tl.atomic_add(num_ptr + chan + (q10 - b * hw)[:, None], w10[:, None] * x, mask=v10[:, None] & cmask[None, :])
-    tl.atomic_add(num_ptr + chan + (q01 - b * hw)[:, None], w01[:, None] * x, mask=v01[:, None] & cmask[None, :])
-    tl.atomic_add(num_ptr + chan + (q11 - b * hw)[:, None], w11[:, None] * x, mask=v11[:, None] & cmask[None, :])
+    out = num_ptr + chan - (b * hw)[:, None]  # + q: the target's offset within the (b, c) plane
+    c_ok = cmask[None, :]
+    tl.atomic_add(out + q00[:, None], w00[:, None] * x, mask=v00[:, None] & c_ok, sem="relaxed")
+    tl.atomic_add(out + q10[:, None], w10[:, None] * x, mask=v10[:, None] & c_ok, sem="relaxed")
+    tl.atomic_add(out + q01[:, None], w01[:, None] * x, mask=v01[:, None] & c_ok, sem="relaxed")
+    tl.atomic_add(out + q11[:, None], w11[:, None] * x, mask=v11[:, None] & c_ok, sem="relaxed")
 
 
 @triton.jit

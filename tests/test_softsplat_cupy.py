@@ -37,7 +37,8 @@ static inline unsigned __float_as_uint(float f) { unsigned i; std::memcpy(&i, &f
 """
 LAUNCHERS = r"""
 #define GRID(call) blockDim.x = threads; \
-    for (unsigned b = 0; b < blocks; ++b) for (unsigned t = 0; t < threads; ++t) { blockIdx.x = b; threadIdx.x = t; call; }
+    for (unsigned b = 0; b < blocks; ++b) \
+        for (unsigned t = 0; t < threads; ++t) { blockIdx.x = b; threadIdx.x = t; call; }
 extern "C" void run_peak(unsigned blocks, unsigned threads, const float* flow, const float* metric, float* peak,
                          long long n, int H, int W) { GRID(softsplat_peak(flow, metric, peak, n, H, W)) }
 extern "C" void run_splat(unsigned blocks, unsigned threads, const float* x, const float* flow, const float* metric,
