@@ -36,13 +36,14 @@ def make_data(out: Path, name: str, count: int, seed: int, size: str, frames: in
 
 
 def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from gid.datasets.clips import shard_paths
     from gid.pipeline.normalize import denormalize
     from gid.stages.motion_tasks import decode_batch
 
-    table = pq.concat_tables([pq.read_table(p) for p in shard_paths(data)])
+    table = pa.concat_tables([pq.read_table(p) for p in shard_paths(data)])
     cols = ("image", "spectral", "num_freqs", "height", "width")
     out = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cols}, scales)
     out["spectral"] = denormalize(out["spectral"], scales)
@@ -82,14 +83,14 @@ def main() -> None:
     bundle = out / "bundle"
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     timing = {}
-    for label, task, cfg in (
-        ("vae", VAETask(train, bundle), TrainConfig(max_steps=args.vae_steps, batch_size=4, learning_rate=1e-3,
+    for label, make_task, cfg in (
+        ("vae", lambda: VAETask(train, bundle), TrainConfig(max_steps=args.vae_steps, batch_size=4, learning_rate=1e-3,
                                                     checkpoint_every=100, num_workers=args.num_workers)),
-        ("unet", MotionTask(train, bundle), TrainConfig(max_steps=args.unet_steps, batch_size=4, learning_rate=5e-4,
+        ("unet", lambda: MotionTask(train, bundle), TrainConfig(max_steps=args.unet_steps, batch_size=4, learning_rate=5e-4,
                                                         checkpoint_every=200, num_workers=args.num_workers)),
     ):
         tic = time.perf_counter()
-        result = fit(task, cfg, bundle)
+        result = fit(make_task(), cfg, bundle)
         timing[label] = {"wall_s": time.perf_counter() - tic, "worker_cpu_s": result.metrics.get("worker_cpu_s")}
         print(f"{label}: {timing[label]}", flush=True)
     stage1 = MotionPipeline.from_bundle(bundle)
