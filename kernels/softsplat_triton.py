@@ -142,7 +142,7 @@ def _splat_kernel(
             tl.atomic_add(den_ptr + q11, w11, mask=v11, sem="relaxed")
 
     cmask = c < C
-    chan = (b * C * hw)[:, None] + (c * hw)[None, :]  # offset of (b, c) planes, (BLOCK_P, BLOCK_C)
+    chan = (b * C * hw)[:, None] + (c.to(tl.int64) * hw)[None, :]  # offset of (b, c) planes, (BLOCK_P, BLOCK_C)
     tile = inside[:, None] & cmask[None, :]
     x = tl.load(x_ptr + chan + pix[:, None], mask=tile, other=0.0).to(tl.float32)
     out = num_ptr + chan - (b * hw)[:, None]  # + q: the target's offset within the (b, c) plane
@@ -231,7 +231,7 @@ def _grad_kernel(
     for c0 in range(0, C, BLOCK_C):
         c = c0 + tl.arange(0, BLOCK_C)
         cmask = c < C
-        chan = (b * C * hw)[:, None] + (c * hw)[None, :]
+        chan = (b * C * hw)[:, None] + (c.to(tl.int64) * hw)[None, :]
         x = tl.load(x_ptr + chan + pix[:, None], mask=inside[:, None] & cmask[None, :], other=0.0).to(tl.float32)
         g00 = tl.load(g_ptr + chan + q00[:, None], mask=v00[:, None] & cmask[None, :], other=0.0)
         g10 = tl.load(g_ptr + chan + q10[:, None], mask=v10[:, None] & cmask[None, :], other=0.0)
