@@ -9,25 +9,23 @@ import os
 import threading
 from pathlib import Path
 
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
-
-def _stat(pid: int) -> tuple[int, int] | None:
-    """``(parent pid, resident bytes)`` of ``pid``, or None if it is gone."""
+def _parent(pid: int) -> int | None:
+    """The parent pid of ``pid``, or None if it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     fields = stat[stat.rindex(")") + 2:].split()  # the name may contain spaces and brackets
-    return int(fields[1]), int(fields[21]) * PAGE_BYTES
+    return int(fields[1])
 
 
 def children(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (children, grandchildren, ...)."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _stat(int(entry))) is not None:
-            parents.setdefault(st[0], []).append(int(entry))
+        if entry.isdigit() and (parent := _parent(int(entry))) is not None:
+            parents.setdefault(parent, []).append(int(entry))
     found, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):
@@ -36,10 +34,19 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` now (0 if it is gone)."""
-    st = _stat(pid)
-    return st[1] if st else 0
+def memory_bytes(pid: int) -> tuple[int, int]:
+    """``(resident, resident shared memory)`` of ``pid`` in bytes; (0, 0) if it is gone.
+
+    Resident shared memory (``RssShmem``) is mostly Ray's object store mapped into the process: it
+    is bounded by the store's size (and spilled beyond it), not by what the process itself holds.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0, 0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    kib = lambda key: int(fields.get(key, "0 kB").split()[0]) * 1024  # noqa: E731
+    return kib("VmRSS"), kib("RssShmem")
 
 
 def command_line(pid: int) -> str:
@@ -51,25 +58,27 @@ def command_line(pid: int) -> str:
 
 
 class PeakRSS:
-    """Sample the RSS of every descendant of ``roots`` every ``interval`` s; keep each process's peak.
+    """Sample the memory of every descendant of ``roots`` every ``interval`` s; keep each process's peaks.
 
-    ``with PeakRSS([pid]) as peaks: ...`` then ``peaks.peak`` maps pid → (peak bytes, command line).
-    Sampling misses peaks shorter than ``interval``; 0.1 s is enough for stages whose work items
-    take seconds.
+    ``with PeakRSS([pid]) as peaks: ...`` then ``peaks.peak`` maps pid → (peak private bytes, peak
+    resident bytes, command line), private = resident − resident shared memory (the object store
+    pages a Ray worker maps). Sampling misses peaks shorter than ``interval``; 0.1 s is enough for
+    stages whose work items take seconds.
     """
 
     def __init__(self, roots: list[int], interval: float = 0.1) -> None:
         self.roots, self.interval = roots, interval
-        self.peak: dict[int, tuple[int, str]] = {}
+        self.peak: dict[int, tuple[int, int, str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
         for root in self.roots:
             for pid in [root, *children(root)]:
-                rss = rss_bytes(pid)
-                if rss > self.peak.get(pid, (0, ""))[0]:
-                    self.peak[pid] = (rss, command_line(pid)[:120])
+                rss, shared = memory_bytes(pid)
+                private, resident, title = self.peak.get(pid, (0, 0, ""))
+                if rss > resident or rss - shared > private:
+                    self.peak[pid] = (max(private, rss - shared), max(resident, rss), title or command_line(pid)[:120])
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -1,9 +1,11 @@
 """Preprocessing memory does not grow with the video's length (small version of benchmarks/memory.py).
 
 The same scene at 640×360 for 5 s and for 20 s goes through `gid preprocess` on the shared local Ray;
-the peak resident memory of every Ray worker process is sampled. Decoding the whole 20 s video at
-once would hold 600 frames (≈ 400 MiB at 640×360, 4× the 5 s video); the streaming reader holds one
-clip, so the peaks must match within noise and stay under the budget.
+the peak private memory (resident minus the object-store pages it maps) of every Ray worker process is
+sampled. A decoder that collected a file's
+clips before passing them on would hold 47 clips of 48 frames at 256×160 (≈ 280 MiB) for the 20 s
+video against 17 (≈ 100 MiB) for the 5 s one; the streaming reader holds one clip at a time, so the
+peaks must match within noise and stay under the budget.
 """
 from __future__ import annotations
 
@@ -32,14 +34,14 @@ def test_peak_worker_memory_is_independent_of_video_length(ray_local, tmp_path):
 
     bench = _benchmark()
     raylet = ray_local._private.worker._global_node.all_processes["raylet"][0].process.pid
-    cfg = PreprocessConfig(num_frames=48, stride=12, width=128, height=80)
+    cfg = PreprocessConfig(num_frames=48, stride=12, width=256, height=160)
     peaks = {}
     for seconds in (5, 20):
         video = bench.write_long_video(tmp_path / f"v{seconds}.mp4", seconds, 640, 360)
         with procfs.PeakRSS([raylet], interval=0.05) as sampler:
             summary = run_preprocess([str(video)], tmp_path / f"out{seconds}", cfg, progress=False)
         assert summary.videos_ok == 1 and summary.clips_written == (seconds * 30 - 48) // 12 + 1
-        workers = [rss for rss, title in sampler.peak.values()
+        workers = [private for private, _, title in sampler.peak.values()
                    if title.startswith("ray::") and "Agent" not in title]
         assert workers, "no Ray worker process was sampled"
         peaks[seconds] = max(workers) / 2**20
