@@ -20,7 +20,7 @@ fid, kid_x100       ``--inception``                         every frame (or ever
 sliding fid curve   ``--inception``                         30-frame windows, every 10 frames
 fvd, fvd32          ``--i3d`` (Kinetics-400 I3D)            non-overlapping 16- / 32-frame windows
 dtfvd, dtfvd32      ``--dt-i3d`` (Dynamic-Textures I3D)     same windows; curve over the 16-frame windows
-motion_*            nothing (optical flow of the videos)    fake vs ``--gt`` (or the real videos' flow)
+motion_*            nothing (optical flow of the videos)    fake vs real videos' flow; amplitude vs ``--gt``
 ==================  ======================================  ===============================================
 
 Each video is decoded once and turned into a record (features of the nets given, flow-based
@@ -108,7 +108,7 @@ def center_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """``(T, H, W, 3)`` → ``(T, height, width, 3)``: resize (area) to cover the crop, then cut its center."""
     import cv2
 
-    num, src_h, src_w = frames.shape[:3]
+    src_h, src_w = frames.shape[1:3]
     scale = max(width / src_w, height / src_h)
     if abs(scale - 1.0) > 1e-9:
         new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
