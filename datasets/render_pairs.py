@@ -1,0 +1,93 @@
+"""Renderer training pairs ``(I_0, I_t, F_t)`` from the clip table's target columns.
+
+`gid preprocess --target-frames N` stores, per clip, N sampled frames ``t`` with their image and
+the flow ``F_t`` from frame 0 (columns ``target_t`` list<int32>, ``target_images`` list<PNG>,
+``target_flows`` list<float16 little-endian (2, H, W)>; see gid.datasets.clips). Each target is one
+pair. The splat metric ``Z`` needs the motion over the whole clip (``W(p) = mean_t ‖F_t(p)‖``), which
+comes from the clip's spectral volume.
+
+:func:`write_synthetic_render_clips` writes the same columns from `gid synth`'s generator with the
+*exact* frames and trajectories, so a renderer can be trained and judged on perfect motion.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from gid.datasets.clips import decode_image, decode_spectral, encode_image, make_clip_row, shard_paths, write_shard
+
+TARGET_COLUMNS = ("target_t", "target_images", "target_flows")
+
+
+def read_render_pairs(data_dir: str | Path, max_pairs: int | None = None) -> dict[str, np.ndarray]:
+    """All pairs of a clip table, as arrays for a Ray Dataset.
+
+    Returns:
+        ``{"source": (N, H, W, 3) uint8, "target": (N, H, W, 3) uint8, "flow": (N, 2, H, W) float32,
+        "metric": (N, 1, H, W) float32}`` with ``metric`` = ``Z`` of :func:`gid.pipeline.render.splat_metric`.
+    """
+    import torch
+
+    from gid.pipeline.render import motion_metric, splat_metric
+    from gid.pipeline.spectral import spectral_to_trajectories
+
+    paths = shard_paths(data_dir)
+    names = pq.read_schema(paths[0]).names
+    missing = [c for c in TARGET_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"{data_dir}: the clip table has no {', '.join(missing)} columns; renderer training needs "
+                         "target frames: rerun `gid preprocess ... --target-frames 8`")
+    out: dict[str, list] = {"source": [], "target": [], "flow": [], "metric": []}
+    size = None
+    for path in paths:
+        for row in pq.read_table(path).to_pylist():
+            if size is None:
+                size = (row["height"], row["width"])
+            if (row["height"], row["width"]) != size:
+                raise ValueError(f"{path}: clip {row['clip_id']} is {row['width']}x{row['height']} but earlier clips are "
+                                 f"{size[1]}x{size[0]}; preprocess all clips at one --size")
+            source = decode_image(row["image"])
+            traj = spectral_to_trajectories(torch.from_numpy(decode_spectral(row)), row["num_frames"])
+            metric = splat_metric(motion_metric(traj)[None])[0].numpy()
+            for image, flow in zip(row["target_images"], row["target_flows"]):
+                out["source"].append(source)
+                out["target"].append(decode_image(image))
+                out["flow"].append(np.frombuffer(flow, dtype="<f2").reshape(2, *size).astype(np.float32))
+                out["metric"].append(metric)
+                if max_pairs is not None and len(out["flow"]) >= max_pairs:
+                    return {k: np.stack(v) for k, v in out.items()}
+    if not out["flow"]:
+        raise ValueError(f"{data_dir}: no target frames in the clip table (preprocessed with --target-frames 0?)")
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def write_synthetic_render_clips(out_dir: str | Path, num_videos: int, config=None, seed: int = 0,
+                                 target_frames: int = 8) -> Path:
+    """Generate ``num_videos`` synthetic videos and write them as clips with exact target frames.
+
+    Video ``i`` uses ``generate_video(seed, i, config)``; its ``target_frames`` targets are drawn
+    without replacement from ``t = 1 … T−1`` (seeded). Writes ``out_dir/clips/render-00000.parquet``.
+    """
+    from tqdm import tqdm
+
+    from gid.datasets.synthetic import SynthConfig, generate_video, video_id
+
+    cfg = config or SynthConfig()
+    if not 1 <= target_frames < cfg.num_frames:
+        raise ValueError(f"--target-frames must be in [1, {cfg.num_frames}), got {target_frames}")
+    rng = np.random.default_rng([seed, 7])
+    rows = []
+    for index in tqdm(range(num_videos), desc="synthetic pairs", unit="video"):
+        video = generate_video(seed, index, cfg)
+        ts = np.sort(rng.choice(np.arange(1, cfg.num_frames), target_frames, replace=False))
+        motion = float(np.hypot(video.trajectories[:, 0], video.trajectories[:, 1]).mean())
+        rows.append(make_clip_row(
+            video_id(seed, index), 0, cfg.fps, video.frames[0], video.spectral, cfg.num_frames, motion,
+            target_t=[int(t) for t in ts], target_images=[encode_image(video.frames[t]) for t in ts],
+            target_flows=[np.ascontiguousarray(video.trajectories[t], dtype="<f2").tobytes() for t in ts]))
+    out_dir = Path(out_dir)
+    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
+    write_shard(rows, out_dir / "clips" / "render-00000.parquet")
+    return out_dir
