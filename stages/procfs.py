@@ -77,8 +77,10 @@ class PeakRSS:
             for pid in [root, *children(root)]:
                 rss, shared = memory_bytes(pid)
                 private, resident, title = self.peak.get(pid, (0, 0, ""))
-                if rss > resident or rss - shared > private:
-                    self.peak[pid] = (max(private, rss - shared), max(resident, rss), title or command_line(pid)[:120])
+                now = command_line(pid)[:120]
+                if now and "IDLE" not in now:  # a Ray worker's title names the task it runs, when it runs one
+                    title = now
+                self.peak[pid] = (max(private, rss - shared), max(resident, rss), title or now)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
