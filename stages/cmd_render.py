@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it, 0 freezes it."),
         steps: int = typer.Option(50, help="DDIM denoising steps (paper: 250; fewer is faster and coarser)."),
         guidance_scale: float = typer.Option(1.75, help="Classifier-free guidance weight w (paper: 1.75)."),
-        seed: int = typer.Option(0, help="Seed of the motion sampler."),
+        seed: int = typer.Option(0, help="Seed of the motion sampler (photo i of a batch uses seed + i)."),
         num_gpus: int = typer.Option(0, help="GPUs to use, one render actor each; 0 renders on CPU actors."),
         num_workers: int = typer.Option(1, help="CPU render actors when --num-gpus is 0 (leave one CPU free)."),
         batch_size: int = typer.Option(4, help="Photos whose motion is sampled together in one model call."),

@@ -54,7 +54,7 @@ class RenderConfig:
     amplify: float = 1.0
     num_inference_steps: int = 50
     guidance_scale: float = 1.75
-    seed: int = 0
+    seed: int = 0  # photo i of a batch gets noise from seed + i
     num_gpus: int = 0  # 0: CPU actors; N > 0: N actors with one GPU each
     num_workers: int = 1  # CPU actors when num_gpus == 0
     batch_size: int = 4
@@ -146,7 +146,7 @@ def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectr
             items.extend(collect_inputs(found, image_column, spectral))
         elif path.suffix.lower() == ".parquet":
             schema = pq.read_schema(path)
-            needed = [image_column] + (["spectral", "num_freqs", "height", "width"] if spectral else [])
+            needed = [image_column] + (["spectral", "num_freqs", "height", "width", "num_frames"] if spectral else [])
             missing = [c for c in needed if c not in schema.names]
             if missing:
                 raise ValueError(f"{path}: Parquet input lacks column(s) {', '.join(missing)}; "
@@ -201,18 +201,21 @@ def _failure(stage: str, err: BaseException) -> str:
 
 # ---------------------------------------------------------------------------------------------- stages
 
-def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, max_side: int) -> dict[str, Any]:
+def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, max_side: int,
+               num_frames: int) -> dict[str, Any]:
     """Read stage (Ray task): decode each photo, fit it to ``max_side`` (even sides, H.264).
 
     Adds ``pixels`` (raw ``(H, W, 3)`` uint8 bytes), ``height``, ``width``, and with ``spectral``
     the stored volume as ``motion`` (float32 bytes of ``(K, 4, h, w)``) with ``motion_shape``;
-    a failure fills ``error`` instead.
+    a failure fills ``error`` instead. A stored volume of a T-frame clip is scaled by
+    ``num_frames / T``: the inverse DFT divides by the length (§4.1), so this keeps the amplitudes
+    in pixels when the video is rendered with another number of frames.
     """
     from gid.datasets.clips import decode_image, decode_spectral
     from gid.pipeline.images import fit_image, load_image
 
     sources, paths, rows = list(batch["source"]), list(batch["path"]), [int(r) for r in batch["row"]]
-    columns = [image_column] + (["spectral", "num_freqs", "height", "width"] if spectral else [])
+    columns = [image_column] + (["spectral", "num_freqs", "height", "width", "num_frames"] if spectral else [])
     by_file: dict[str, dict[int, dict[str, Any]]] = {}
     pixels, heights, widths, motion, motion_shape, errors = [], [], [], [], [], []
     for path, row in zip(paths, rows):
@@ -232,7 +235,7 @@ def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, 
                 except Exception as err:  # noqa: BLE001 - PIL raises several kinds
                     raise ValueError(f"{path} row {row}: column {image_column!r} cannot be read as an image ({err})") from None
                 if spectral:
-                    spec = decode_spectral(record)
+                    spec = decode_spectral(record) * (num_frames / record["num_frames"])
             image = fit_image(image, max_side)
         except Exception as err:  # noqa: BLE001 - one bad photo becomes an error row, never a crash
             error, image = _failure("read", err), None
@@ -452,7 +455,8 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
         use_gpu = cfg.num_gpus > 0
         ds = ray.data.from_items(todo, override_num_blocks=max(1, -(-len(todo) // cfg.batch_size)))
         ds = ds.map_batches(read_batch, batch_size=cfg.batch_size, batch_format="numpy",
-                            fn_kwargs={"image_column": cfg.image_column, "spectral": cfg.spectral, "max_side": cfg.max_side})
+                            fn_kwargs={"image_column": cfg.image_column, "spectral": cfg.spectral, "max_side": cfg.max_side,
+                                       "num_frames": cfg.frames})
         cfg_dict = {**asdict(cfg), "model": cfg.model and str(cfg.model), "out": str(out)}
         ds = ds.map_batches(MotionRenderer, fn_constructor_kwargs={"cfg": cfg_dict}, batch_size=cfg.batch_size,
                             batch_format="numpy", num_gpus=1 if use_gpu else 0, num_cpus=1,

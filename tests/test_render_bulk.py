@@ -131,7 +131,7 @@ def test_mlflow_run_records_throughput(first_run):
     (["{tmp}/photo.png", "--out", "{tmp}/o"], "--model is required"),
     (["{tmp}/photo.png", "--out", "{tmp}/o", "--model", "{tmp}"], "not a model bundle"),
     (["{tmp}/photo.png", "--out", "{tmp}/o", "--spectral"], "give Parquet files"),
-    (["{tmp}/plain.parquet", "--out", "{tmp}/o", "--spectral"], "lacks column(s) image, spectral"),
+    (["{tmp}/plain.parquet", "--out", "{tmp}/o", "--spectral"], "lacks column(s) image, spectral, num_freqs"),
     (["{tmp}/empty", "--out", "{tmp}/o", "--spectral"], "no images"),
     (["{tmp}/plain.parquet", "--out", "{tmp}/o", "--spectral", "--loop"], "cannot be combined"),
     (["{tmp}/plain.parquet", "--out", "{tmp}/o", "--spectral", "--batch-size", "0"], "--batch-size"),
@@ -145,6 +145,23 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
     out = gid("render", *[a.format(tmp=tmp_path) for a in args])
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_stored_motion_keeps_its_amplitude_at_another_length(clip_table):
+    """irfft divides by T (§4.1): rendering a T-frame clip's volume over 2T frames doubles S."""
+    from gid.pipeline.spectral import spectral_to_trajectories
+    from gid.stages.render import collect_inputs, read_batch
+
+    _, table = clip_table
+    items = collect_inputs([table], spectral=True)[:1]
+    batch = {k: np.array([i[k] for i in items], dtype=object) for k in ("source", "path", "name")}
+    batch["row"] = np.array([i["row"] for i in items])
+    out = read_batch(batch, "image", True, 512, num_frames=2 * FRAMES)
+    spec = np.frombuffer(out["motion"][0], np.float32).reshape(out["motion_shape"][0])
+    stored = decode_spectral(pq.read_table(table).slice(0, 1).to_pylist()[0])
+    np.testing.assert_allclose(spec, 2 * stored, rtol=1e-6)
+    short, long = spectral_to_trajectories(stored, FRAMES), spectral_to_trajectories(spec, 2 * FRAMES)
+    assert np.abs(long).max() == pytest.approx(np.abs(short).max(), rel=0.05)
 
 
 def test_video_names_are_unique_per_source():
