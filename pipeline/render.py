@@ -147,7 +147,7 @@ def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = No
     device = next(renderer.parameters()).device if renderer is not None else torch.device("cpu")
     traj = torch.from_numpy(trajectories)
     metric = splat_metric(motion_metric(traj)[None]).to(device)  # (1, 1, H, W)
-    source = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255.0).to(device)
+    source = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255.0).to(device)
     frames = np.empty((len(trajectories), *image.shape), np.uint8)
     if renderer is not None:
         renderer.eval()
