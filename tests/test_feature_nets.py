@@ -114,3 +114,13 @@ def test_loading_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="unknown feature network"):
         load_feature_net("vgg", tmp_path)
     assert not (tmp_path / "out").exists()
+
+
+def test_convert_weights_command_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "gid.stages.cli", "convert-weights", str(tmp_path / "rgb_imagenet.pt"),
+                           str(tmp_path / "out"), "--kind", "i3d"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"gid: error: {tmp_path / 'rgb_imagenet.pt'}: no checkpoint file here"
