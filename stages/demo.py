@@ -131,7 +131,7 @@ def side_by_side_gifs(out: Path, results: Path, max_gifs: int = 4) -> list[Path]
 
 
 def training_curves(mlflow_uri: str, path: Path) -> Path | None:
-    """One panel per `gid-*` training experiment: every logged loss against the step."""
+    """One panel per `gid-*` training experiment (its latest run): every logged loss against the step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,12 +143,14 @@ def training_curves(mlflow_uri: str, path: Path) -> Path | None:
     for exp in client.search_experiments():
         if not exp.name.startswith("gid-") or exp.name in ("gid-render", "gid-eval"):
             continue
-        for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"]):
+        for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1):
             keys = [k for k in run.data.metrics if "loss" in k]
             if keys:
-                panels.append((run.info.run_name or exp.name, {k: client.get_metric_history(run.info.run_id, k) for k in keys}))
+                panels.append((run.info.start_time, run.info.run_name or exp.name,
+                               {k: client.get_metric_history(run.info.run_id, k) for k in keys}))
     if not panels:
         return None
+    panels = [panel[1:] for panel in sorted(panels, key=lambda panel: panel[0])]  # in training order
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100, squeeze=False)
     for ax, (title, series) in zip(axes[0], panels):
         for key, history in series.items():

@@ -62,3 +62,41 @@ def test_demo_config_refuses_an_empty_run():
 def test_demo_help():
     out = subprocess.run([sys.executable, "-m", "gid.stages.cli", "demo", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--out" in out.stdout
+
+
+def test_report_gathers_gifs_curves_metrics_and_the_mlflow_command(tmp_path):
+    """write_report on the outputs the steps leave behind (made small here)."""
+    import json
+    import shutil
+
+    import mlflow
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from gid.datasets.synthetic import SynthConfig, write_dataset
+    from gid.stages.demo import write_report
+
+    cfg = DemoConfig(out=tmp_path)
+    write_dataset(tmp_path / "heldout", 1, SynthConfig(num_frames=8, width=64, height=48), seed=1, progress=False)
+    (tmp_path / "render" / "videos").mkdir(parents=True)
+    shutil.copy(tmp_path / "heldout" / "videos" / "synth_s1_00000.mp4", tmp_path / "render" / "videos" / "synth_s1_00000-0-abc.mp4")
+    pq.write_table(pa.Table.from_pylist([{"source": "x", "video": "videos/synth_s1_00000-0-abc.mp4", "status": "ok"}]),
+                   tmp_path / "render" / "manifest.parquet")
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({"metrics": {"motion_amplitude_error_px": 0.25}}))
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name, losses in (("gid-vae", [1.0, 0.5]), ("gid-motion", [2.0, 1.0])):
+        mlflow.set_experiment(name)
+        with mlflow.start_run(run_name=name[4:]):
+            for step, loss in enumerate(losses):
+                mlflow.log_metric("loss", loss, step=step)
+
+    report = write_report(cfg, {"gid synth a": {"seconds": 1.5, "skipped": False}}, 60.0).read_text()
+    results = tmp_path / "results"
+    gif = Image.open(results / "synth_s1_00000.gif")
+    assert gif.n_frames == 4 and gif.size == (64 * 2 + 4, 48)  # real | generated, every 2nd frame
+    assert Image.open(results / "training_curves.png").size[0] > 400
+    assert "| motion_amplitude_error_px | 0.25 |" in report and "| `gid synth a` | 1.5 |" in report
+    assert "![synth_s1_00000](synth_s1_00000.gif)" in report
+    assert f"mlflow ui --backend-store-uri sqlite:///{tmp_path.resolve() / 'mlflow.db'}" in report
