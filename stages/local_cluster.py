@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gid.stages import procfs
-from gid.stages.ray_runtime import spilling_system_config
+from gid.stages.ray_runtime import spill_directory
 
 
 @dataclass
@@ -60,11 +60,11 @@ class _Controller:
         from ray.cluster_utils import Cluster
 
         self.cfg = cfg
-        system = {**spilling_system_config(root / "spill"),
-                  "health_check_period_ms": cfg.health_check_period_ms,
+        system = {"health_check_period_ms": cfg.health_check_period_ms,
                   "health_check_failure_threshold": cfg.health_check_failure_threshold}
+        self.spill = spill_directory(root / "spill")
         self.cluster = Cluster(initialize_head=True, head_node_args=dict(
-            num_cpus=0, temp_dir=str(root / "ray"), include_dashboard=False,
+            num_cpus=0, temp_dir=str(root / "ray"), include_dashboard=False, object_spilling_directory=str(self.spill),
             object_store_memory=cfg.object_store_mb * 1024 * 1024, _system_config=system))
         self.workers: list[Any] = []
         self.info: list[dict[str, Any]] = []
@@ -73,7 +73,7 @@ class _Controller:
             self.add()
 
     def add(self) -> dict[str, Any]:
-        node = self.cluster.add_node(num_cpus=self.cfg.cpus_per_worker,
+        node = self.cluster.add_node(num_cpus=self.cfg.cpus_per_worker, object_spilling_directory=str(self.spill),
                                      object_store_memory=self.cfg.object_store_mb * 1024 * 1024)
         self.workers.append(node)
         self.info.append(_node_info(node))

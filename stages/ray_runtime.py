@@ -4,9 +4,9 @@
 cluster does; without one it starts a local Ray whose object store spills to disk instead of failing
 when it fills up (a long 4K video or a big batch of clips in flight must never take the node down):
 
-- ``object_spilling_config``: filesystem spilling into ``spill_dir`` (default ``$GID_SPILL_DIR``, else
-  ``<system temp>/gid-spill``), in 8 MiB write buffers;
-- ``local_fs_capacity_threshold`` 0.95: spilling stops (and tasks wait) before the disk is full;
+- spilling into ``spill_dir`` (default ``$GID_SPILL_DIR``, else ``<system temp>/gid-spill``), a folder
+  that outlives Ray's session dir and can be put on a big disk; Ray stops spilling, and tasks wait,
+  when that disk is 95 % full (its ``local_fs_capacity_threshold`` default);
 - ``object_store_memory``: Ray's default (30 % of RAM, at most /dev/shm) unless given.
 
 When joining an existing cluster these settings belong to that cluster (``ray start`` flags or the
@@ -14,15 +14,11 @@ KubeRay spec), so the local-only arguments are ignored there.
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
-
-SPILL_BUFFER_BYTES = 8 * 1024 * 1024
-DISK_FULL_FRACTION = 0.95
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -38,16 +34,15 @@ def default_spill_dir() -> Path:
     return Path(os.environ.get("GID_SPILL_DIR") or Path(tempfile.gettempdir()) / "gid-spill")
 
 
-def spilling_system_config(spill_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Ray ``_system_config`` entries for filesystem object spilling into ``spill_dir`` (created here)."""
+def spill_directory(spill_dir: str | os.PathLike | None = None) -> Path:
+    """The folder Ray spills objects into (``spill_dir`` or :func:`default_spill_dir`), created here."""
     directory = Path(spill_dir) if spill_dir else default_spill_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PermissionError(f"cannot create the Ray spill folder {directory}: {err.strerror or err}; "
                               "set GID_SPILL_DIR to a writable folder with free disk space") from None
-    spilling = {"type": "filesystem", "params": {"directory_path": str(directory), "buffer_size": SPILL_BUFFER_BYTES}}
-    return {"object_spilling_config": json.dumps(spilling), "local_fs_capacity_threshold": DISK_FULL_FRACTION}
+    return directory
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
@@ -75,7 +70,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
     if object_store_memory is not None and object_store_memory < 78 * 1024 * 1024:
         raise ValueError(f"object_store_memory must be at least 78 MiB (Ray's minimum), got {object_store_memory} bytes")
     ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=object_store_memory,
-             _system_config=spilling_system_config(spill_dir), **common)
+             object_spilling_directory=str(spill_directory(spill_dir)), **common)
     return True
 
 
