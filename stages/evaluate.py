@@ -266,8 +266,9 @@ def evaluate_videos(real_paths: list[Path], fake_paths: list[Path], cfg: EvalCon
     else:
         import ray
 
-        if not ray.is_initialized():
-            ray.init(configure_logging=False, log_to_driver=False)
+        from gid.stages.ray_runtime import init_ray
+
+        init_ray()  # joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session
         resources = ray.cluster_resources()
         if cfg.num_gpus_per_worker > 0:
             workers = int(resources.get("GPU", 0) / cfg.num_gpus_per_worker)
