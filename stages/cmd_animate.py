@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         renderer: str = typer.Option(None, help="'splat' for plain softmax splatting, or a trained renderer folder; "
                                                 "default: the bundle's renderer if it has one, else splat."),
         frames: int = typer.Option(150, help="Number of frames T (the motion repeats every T frames)."),
+        spectral_frames: int = typer.Option(None, help="With --spectral: the T its volume was computed over "
+                                                       "(rfft of T frames); amplitudes are rescaled by frames/T so "
+                                                       "motion stays in pixels. Default: --frames."),
         fps: float = typer.Option(30.0, help="Frame rate of the video."),
         loop: bool = typer.Option(False, "--loop", help="Looping guidance (§6) so the video repeats without a seam "
                                                         "(with --model)."),
@@ -86,6 +89,10 @@ def register(app: typer.Typer) -> None:
             volume = predict_spectral(pipe, photo, frames, steps, guidance, loop, seed)
         else:
             volume = _load_spectral(spectral)
+            if spectral_frames is not None:
+                if spectral_frames < 2:
+                    raise ValueError(f"--spectral-frames must be at least 2, got {spectral_frames}")
+                volume = volume * (frames / spectral_frames)
         video = run_animate(photo, volume, frames, amplify, frame_renderer, show_motion)
         write_video(out, video, fps)
         typer.echo(f"wrote {out} ({len(video)} frames, {video.shape[2]}x{video.shape[1]}, "

@@ -94,6 +94,55 @@ def test_untrained_renderer_equals_the_splat_baseline(scene, tmp_path):
     assert out.returncode == 0 and "learned renderer" in out.stdout, out.stderr
 
 
+def test_spectral_frames_keeps_amplitudes_in_pixels(scene, tmp_path):
+    """A 32-frame volume rendered as 64 frames: rescaled by 64/32, every other frame is the same."""
+    folder, video = scene
+    out = gid("animate", folder / "photo.png", "--out", tmp_path / "v.mp4", "--spectral", folder / "spectral.npy",
+              "--frames", 64, "--spectral-frames", 32)
+    assert out.returncode == 0, out.stderr
+    frames, _ = read_video(tmp_path / "v.mp4")
+    same = animate(video.frames[0], video.spectral, num_frames=32)
+    assert np.mean([_psnr(frames[2 * t], same[t]) for t in range(0, 32, 4)]) > 30
+
+
+def test_animate_with_a_model_bundle(tmp_path):
+    """--model: a random tiny bundle predicts the motion; the video has the photo's own size and is
+    what the in-process pipeline renders."""
+    from diffusers import DDIMScheduler
+
+    from gid.pipeline.animate import predict_spectral
+    from gid.pipeline.motion_pipeline import MotionPipeline, write_bundle_info
+    from gid.pipeline.motion_presets import get_preset
+    from gid.pipeline.normalize import save_scales
+    from gid.pipeline.unet import MotionUNet
+    from gid.pipeline.vae import SpectralVAE
+
+    torch.manual_seed(0)
+    preset = get_preset("tiny")
+    width, height = preset.size
+    vae = SpectralVAE(**preset.vae)
+    factor = vae.latent_factor
+    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=16,
+                      **{k: v for k, v in preset.unet.items() if k != "freq_attention_heads"})
+    vae.save_pretrained(tmp_path / "b" / "vae")
+    unet.save_pretrained(tmp_path / "b" / "unet")
+    DDIMScheduler(num_train_timesteps=1000).save_pretrained(tmp_path / "b" / "scheduler")
+    save_scales(tmp_path / "b" / "freq_scales.json", np.linspace(2.0, 0.1, 16))
+    write_bundle_info(tmp_path / "b", num_frames=30, fps=30.0, num_freqs=16, size=[width, height],
+                      latent_factor=factor, preset="tiny")
+    yy, xx = np.mgrid[0:50, 0:90]
+    photo = np.stack([xx * 2.8, yy * 5.0, 128 + 100 * np.sin(xx / 5) * np.cos(yy / 4)], -1).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "p.png")  # smooth: H.264's 4:2:0 chroma would wreck colour noise
+    out = gid("animate", tmp_path / "p.png", "--out", tmp_path / "v.mp4", "--model", tmp_path / "b",
+              "--frames", 30, "--steps", 2)
+    assert out.returncode == 0, out.stderr
+    frames, _ = read_video(tmp_path / "v.mp4")
+    assert frames.shape == (30, 50, 90, 3)
+    pipe = MotionPipeline.from_bundle(tmp_path / "b")
+    expected = animate(photo, predict_spectral(pipe, photo, 30, 2, 1.75, False, 0), num_frames=30)
+    assert np.mean([_psnr(frames[t], expected[t]) for t in range(0, 30, 5)]) > 28
+
+
 @pytest.mark.parametrize("args,message", [
     (["{photo}", "--out", "{tmp}/v.mp4"], "exactly one of --model"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--model", "{tmp}"], "exactly one of --model"),
