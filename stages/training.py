@@ -270,6 +270,9 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     if progress is not None:
         progress.update(start_step)
     logs: dict[str, float] = {}
+    # Metrics reach MLflow only once their steps are in a checkpoint: a restart redoes the steps after
+    # the last checkpoint, and logging those twice would duplicate them in the run's history.
+    unlogged: list[tuple[dict[str, float], int]] = []
     consecutive_bad, step, tic, cpu_start = 0, start_step, time.perf_counter(), time.process_time()
     data = batches()
     while step < cfg.max_steps:
@@ -311,7 +314,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             metrics = {k: v / n for k, v in logs.items()}
             metrics.update(nan_steps=state["nan_steps"], steps_per_s=cfg.log_every / (time.perf_counter() - tic))
             if rank == 0:
-                mlflow.log_metrics(metrics, step=step)
+                unlogged.append((metrics, step))
             logs, tic = {}, time.perf_counter()
         else:
             metrics = None
@@ -323,6 +326,9 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     _save_checkpoint(Path(folder), _unwrap(model), ema, optimizer, state)
                     ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(folder))
+                for logged, at in unlogged:
+                    mlflow.log_metrics(logged, step=at)
+                unlogged.clear()
             else:
                 ray.train.report(report)
     if progress is not None:

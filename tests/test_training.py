@@ -91,6 +91,11 @@ def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
     weight, bias = _weights(result.model_dir)
     assert weight == pytest.approx(3.0, abs=0.1) and bias == pytest.approx(-1.0, abs=0.1)
     assert json.loads((result.checkpoint / "train_state.json").read_text())["step"] == 60
+    # MLflow holds every logged step exactly once: the steps redone after the restart are not repeated.
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    assert [m.step for m in client.get_metric_history(result.mlflow_run_id, "loss")] == [10, 20, 30, 40, 50, 60]
 
     # Running the finished command again resumes at step 60 and trains no further.
     again = fit(LineTask(), cfg, tmp_path / "out")
