@@ -170,7 +170,8 @@ def synthetic_to_clips(synth_dir: str | Path, out_dir: str | Path, quantile: flo
         stats = stats or FrequencyStats(num_freqs=spectral.shape[0])
         stats.update(spectral)
         motion = float(np.hypot(gt["trajectories"][:, 0], gt["trajectories"][:, 1]).mean())
-        rows.append(make_clip_row(str(inside(synth_dir, entry["video"])), 0, entry["fps"], gt["frame0"], spectral,
+        inside(synth_dir, entry["video"])  # refuse entries outside the folder; the source keeps its given form
+        rows.append(make_clip_row(str(synth_dir / entry["video"]), 0, entry["fps"], gt["frame0"], spectral,
                                   entry["num_frames"], motion))
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     write_shard(rows, out_dir / "clips" / "synthetic-00000.parquet")
