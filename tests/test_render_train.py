@@ -54,22 +54,24 @@ def test_loss_is_zero_only_for_the_target():
 
 
 @pytest.mark.ray
-def test_train_renderer_on_ray_train(ray_local, pairs_dir, tmp_path):
-    """`fit` trains the renderer, writes OUT/renderer and an MLflow picture; the model moved off its
-    zero-initialised correction (it no longer equals the splat baseline)."""
-    from gid.pipeline.render import render_video
+def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tmp_path):
+    """`fit` trains the renderer into OUT/renderer (with an MLflow picture); on held-out clips (never
+    seen, exact motion) the trained renderer is closer to the real frames than the splat baseline
+    where the clip changes. Small budget for CI; docs/animate.md has the longer runs."""
+    from gid.pipeline.render_eval import compare_on_videos
     from gid.pipeline.renderer import FrameRenderer
     from gid.stages.train_renderer import RendererTask
     from gid.stages.training import TrainConfig, fit
 
     task = RendererTask(pairs_dir, "tiny")
-    result = fit(task, TrainConfig(max_steps=6, batch_size=2, checkpoint_every=3, log_every=3, ema_decay=0.0,
-                                   cache_data=False), tmp_path / "bundle")
-    assert result.model_dir == (tmp_path / "bundle" / "renderer").resolve() and result.metrics["step"] == 6
-    renderer = FrameRenderer.from_pretrained(result.model_dir)
-    video = generate_video(3, 0, CFG)
-    trained = render_video(video.frames[0], video.trajectories[:4], renderer)
-    assert not np.array_equal(trained, render_video(video.frames[0], video.trajectories[:4]))
+    result = fit(task, TrainConfig(max_steps=40, batch_size=4, learning_rate=1e-3, checkpoint_every=20,
+                                   log_every=10, ema_decay=0.0, cache_data=False), tmp_path / "bundle")
+    assert result.model_dir == (tmp_path / "bundle" / "renderer").resolve() and result.metrics["step"] == 40
     assert list((tmp_path / "bundle" / "mlartifacts").rglob("renderer.png"))
+    renderer = FrameRenderer.from_pretrained(result.model_dir)
+    held_out = [generate_video(1000, i, CFG) for i in range(2)]
+    scores = compare_on_videos(held_out, renderer, [5, 10, 15, 20])
+    assert scores["renderer"]["psnr_changed"] > scores["splat"]["psnr_changed"], scores
+    assert scores["renderer"]["psnr"] > scores["splat"]["psnr"] - 0.05, scores
     with pytest.raises(ValueError, match="--config must be one of"):
         RendererTask(pairs_dir, "huge")
