@@ -81,7 +81,7 @@ class FrameRenderer(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_preset(cls, name: str) -> "FrameRenderer":
-        """``tiny`` (CPU-sized, ~0.4 M parameters) or ``paper`` (ResNet-34 block counts)."""
+        """``tiny`` (CPU-sized, 0.66 M parameters) or ``paper`` (ResNet-34 block counts)."""
         if name not in PRESETS:
             raise ValueError(f"--config must be one of {', '.join(PRESETS)}, got {name!r}")
         return cls(**PRESETS[name])
