@@ -394,11 +394,12 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     state = json.loads((last / STATE_FILE).read_text())
     model = load_weights(last, task.build_model())
     model_dir = task.save(model, out)
-    mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=state["mlflow_run_id"]):
-        with tempfile.TemporaryDirectory() as folder:
-            for path in task.visualize(model, Path(folder)):
-                mlflow.log_artifact(str(path), artifact_path="samples")
-        mlflow.log_artifacts(str(model_dir), artifact_path=f"model/{model_dir.name}")
+    # A client bound to the run, not the fluent API: a caller's mlflow.set_experiment() (another stage
+    # run earlier in the same process) must not make resuming this run fail.
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    with tempfile.TemporaryDirectory() as folder:
+        for path in task.visualize(model, Path(folder)):
+            client.log_artifact(state["mlflow_run_id"], str(path), artifact_path="samples")
+    client.log_artifacts(state["mlflow_run_id"], str(model_dir), artifact_path=f"model/{model_dir.name}")
     metrics = {**(result.metrics or {}), "step": state["step"], "nan_steps": state["nan_steps"]}
     return FitResult(model_dir=model_dir, checkpoint=last, metrics=metrics, mlflow_run_id=state["mlflow_run_id"])

@@ -148,3 +148,16 @@ def test_train_config_rejects_bad_values():
         TrainConfig(max_steps=0)
     with pytest.raises(ValueError, match="--learning-rate"):
         TrainConfig(learning_rate=-1)
+
+
+def test_fit_is_independent_of_a_callers_active_mlflow_experiment(tmp_path):
+    """Another stage that ran earlier in the process (gid render, gid eval) left an active experiment set."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    mlflow.set_experiment("another-stage")
+    cfg = TrainConfig(max_steps=5, batch_size=8, checkpoint_every=5, num_workers=1, shuffle_buffer=0)
+    result = fit(LineTask(), cfg, tmp_path / "out")
+    assert result.metrics["step"] == 5
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    assert [a.path for a in client.list_artifacts(result.mlflow_run_id, "model/line")] == ["model/line/model.safetensors"]
