@@ -155,6 +155,8 @@ def test_fit_is_independent_of_a_callers_active_mlflow_experiment(tmp_path):
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    for name in ("first", "second"):  # so the active experiment's id differs from the training run's
+        mlflow.create_experiment(name)
     mlflow.set_experiment("another-stage")
     cfg = TrainConfig(max_steps=5, batch_size=8, checkpoint_every=5, num_workers=1, shuffle_buffer=0)
     result = fit(LineTask(), cfg, tmp_path / "out")
