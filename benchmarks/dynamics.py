@@ -16,22 +16,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 from gid.pipeline.dynamics import displacement, integrate, modal_basis, simulate, substeps_for
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+from timing import best_ms
 
 
 def naive_integrate(omega, q0, v0, num_frames, fps, damping):

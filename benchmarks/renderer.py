@@ -9,7 +9,6 @@ the cheapest possible way to move pixels, which cannot handle occlusion. Printed
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
@@ -18,16 +17,7 @@ import torch
 from gid.datasets.synthetic import SynthConfig, generate_video
 from gid.pipeline.render import render_video
 from gid.pipeline.renderer import FrameRenderer
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from timing import best_ms
 
 
 def main() -> None:
@@ -51,11 +41,11 @@ def main() -> None:
     for preset in ("tiny", "paper"):
         torch.manual_seed(0)
         renderers[f"FrameRenderer {preset}"] = FrameRenderer.from_preset(preset).to(args.device).eval()
-    ref = best_time(remap, args.repeats)
+    ref = best_ms(remap, args.repeats) / 1000
     print(f"{width}x{height}, {args.frames} frames, torch threads {torch.get_num_threads()}, device {args.device}")
     print(f"{'cv2.remap (reference)':24s} {args.frames / ref:9.1f} frames/s   1.00x")
     for name, renderer in renderers.items():
-        t = best_time(lambda: render_video(image, traj, renderer, batch_size=args.batch), args.repeats)
+        t = best_ms(lambda: render_video(image, traj, renderer, batch_size=args.batch), args.repeats) / 1000
         print(f"{name:24s} {args.frames / t:9.1f} frames/s {t / ref:7.1f}x")
 
 

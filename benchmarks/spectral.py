@@ -10,22 +10,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
 
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+from timing import best_ms
 
 
 def numpy_rfft(traj: np.ndarray, num_freqs: int) -> np.ndarray:
