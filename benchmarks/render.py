@@ -21,31 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def random_bundle(out: Path, frames: int) -> Path:
-    """A tiny-preset bundle with random weights, written through the models' save_pretrained."""
-    from diffusers import DDIMScheduler
-
-    from gid.pipeline.motion_pipeline import write_bundle_info
-    from gid.pipeline.motion_presets import get_preset
-    from gid.pipeline.normalize import save_scales
-    from gid.pipeline.unet import MotionUNet
-    from gid.pipeline.vae import SpectralVAE
-
-    torch.manual_seed(0)
-    preset = get_preset("tiny")
-    width, height = preset.size
-    vae = SpectralVAE(**preset.vae)
-    factor = vae.latent_factor
-    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=16,
-                      **{k: v for k, v in preset.unet.items() if k != "freq_attention_heads"})
-    vae.save_pretrained(out / "vae")
-    unet.save_pretrained(out / "unet")
-    DDIMScheduler(num_train_timesteps=1000).save_pretrained(out / "scheduler")
-    save_scales(out / "freq_scales.json", np.linspace(2.0, 0.1, 16))
-    write_bundle_info(out, num_frames=frames, fps=30.0, num_freqs=16, size=[width, height], latent_factor=factor,
-                      preset="tiny")
-    return out
+from gid.pipeline.motion_pipeline import write_random_bundle
 
 
 def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
@@ -74,7 +50,7 @@ def main() -> None:
     sizes = sorted({int(b) for b in args.batch_sizes.split(",")} | {1})
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or random_bundle(Path(tmp) / "bundle", args.frames)
+        model = args.model or write_random_bundle(Path(tmp) / "bundle", args.frames)
         cfg = RenderConfig(model=model, out=Path(tmp) / "out", frames=args.frames, num_inference_steps=args.steps,
                            num_gpus=int(args.gpu), renderer="splat", progress=False)
         actor = MotionRenderer({**cfg.__dict__, "model": str(model), "out": str(cfg.out)})

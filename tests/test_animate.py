@@ -108,28 +108,10 @@ def test_spectral_frames_keeps_amplitudes_in_pixels(scene, tmp_path):
 def test_animate_with_a_model_bundle(tmp_path):
     """--model: a random tiny bundle predicts the motion; the video has the photo's own size and is
     what the in-process pipeline renders."""
-    from diffusers import DDIMScheduler
-
     from gid.pipeline.animate import predict_spectral
-    from gid.pipeline.motion_pipeline import MotionPipeline, write_bundle_info
-    from gid.pipeline.motion_presets import get_preset
-    from gid.pipeline.normalize import save_scales
-    from gid.pipeline.unet import MotionUNet
-    from gid.pipeline.vae import SpectralVAE
+    from gid.pipeline.motion_pipeline import MotionPipeline, write_random_bundle
 
-    torch.manual_seed(0)
-    preset = get_preset("tiny")
-    width, height = preset.size
-    vae = SpectralVAE(**preset.vae)
-    factor = vae.latent_factor
-    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=16,
-                      **{k: v for k, v in preset.unet.items() if k != "freq_attention_heads"})
-    vae.save_pretrained(tmp_path / "b" / "vae")
-    unet.save_pretrained(tmp_path / "b" / "unet")
-    DDIMScheduler(num_train_timesteps=1000).save_pretrained(tmp_path / "b" / "scheduler")
-    save_scales(tmp_path / "b" / "freq_scales.json", np.linspace(2.0, 0.1, 16))
-    write_bundle_info(tmp_path / "b", num_frames=30, fps=30.0, num_freqs=16, size=[width, height],
-                      latent_factor=factor, preset="tiny")
+    write_random_bundle(tmp_path / "b", num_frames=30)
     yy, xx = np.mgrid[0:50, 0:90]
     photo = np.stack([xx * 2.8, yy * 5.0, 128 + 100 * np.sin(xx / 5) * np.cos(yy / 4)], -1).astype(np.uint8)
     Image.fromarray(photo).save(tmp_path / "p.png")  # smooth: H.264's 4:2:0 chroma would wreck colour noise

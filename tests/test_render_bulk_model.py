@@ -21,30 +21,9 @@ def psnr(a, b):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A random tiny-preset bundle written through the agreed save_pretrained APIs."""
-    import torch
-    from diffusers import DDIMScheduler
+    from gid.pipeline.motion_pipeline import write_random_bundle
 
-    from gid.pipeline.motion_pipeline import write_bundle_info
-    from gid.pipeline.motion_presets import get_preset
-    from gid.pipeline.normalize import save_scales
-    from gid.pipeline.unet import MotionUNet
-    from gid.pipeline.vae import SpectralVAE
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("bundle")
-    preset = get_preset("tiny")
-    width, height = preset.size
-    vae = SpectralVAE(**preset.vae)
-    factor = vae.latent_factor
-    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=16,
-                      **{k: v for k, v in preset.unet.items() if k != "freq_attention_heads"})
-    vae.save_pretrained(out / "vae")
-    unet.save_pretrained(out / "unet")
-    DDIMScheduler(num_train_timesteps=1000).save_pretrained(out / "scheduler")
-    save_scales(out / "freq_scales.json", np.linspace(2.0, 0.1, 16))
-    write_bundle_info(out, num_frames=FRAMES, fps=30.0, num_freqs=16, size=[width, height], latent_factor=factor,
-                      preset="tiny")
-    return out
+    return write_random_bundle(tmp_path_factory.mktemp("bundle"), num_frames=FRAMES)
 
 
 @pytest.fixture(scope="module")
