@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from gid.stages.cmd_train import (
-    BATCH_SIZE, CHECKPOINT_EVERY, LOG_EVERY, MAX_FAILURES, MAX_STEPS, MLFLOW_URI, NUM_WORKERS, OUT, SEED, USE_GPU,
+    CHECKPOINT_EVERY, LOG_EVERY, MAX_FAILURES, MAX_STEPS, MLFLOW_URI, NUM_WORKERS, OUT, SEED, USE_GPU,
     _report, train_app, train_config,
 )
 
