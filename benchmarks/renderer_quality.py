@@ -6,6 +6,7 @@ baseline and by the trained renderer, and prints both on all pixels, on pixels t
 disocclusion holes (gid.pipeline.render_eval). Reference in the same run: the splat baseline.
 
     python benchmarks/renderer_quality.py [--train 24] [--test 6] [--size 128x80] [--steps 600]
+        [--lpips-vgg VGG16.pth --lpips-lin vgg.pth]   # adds LPIPS from local weights
 """
 from __future__ import annotations
 
@@ -28,14 +29,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--out", default=None, help="bundle folder (default: a temporary one)")
+    parser.add_argument("--lpips-vgg", default=None, help="torchvision VGG-16 weights or an LPIPS save_pretrained folder")
+    parser.add_argument("--lpips-lin", default=None, help="LPIPS release lin weights (weights/v0.1/vgg.pth)")
     args = parser.parse_args()
 
     from gid.datasets.render_pairs import write_synthetic_render_clips
     from gid.datasets.synthetic import SynthConfig, generate_video
+    from gid.pipeline.lpips import load_lpips
     from gid.pipeline.render_eval import compare_on_videos
     from gid.stages.train_renderer import RendererTask
     from gid.stages.training import TrainConfig, fit
 
+    lpips = load_lpips(args.lpips_vgg, args.lpips_lin) if args.lpips_vgg else None
     width, height = (int(v) for v in args.size.split("x"))
     cfg = SynthConfig(num_frames=args.frames, width=width, height=height)
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,14 +56,14 @@ def main() -> None:
         renderer = FrameRenderer.from_pretrained(result.model_dir)
     videos = [generate_video(1000, i, cfg) for i in range(args.test)]
     times = np.linspace(1, args.frames - 1, 8).round().astype(int)
-    scores = compare_on_videos(videos, renderer, times)
+    scores = compare_on_videos(videos, renderer, times, lpips)
     print(f"{args.train} training videos x {args.targets} pairs, {args.steps} steps in {train_s:.0f} s; "
           f"{args.test} held-out videos x {len(times)} frames at {width}x{height}")
     keys = list(scores["splat"])
     print("| renderer | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for name, row in scores.items():
-        print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" if "ssim" in k else f"{row[k]:.2f}" for k in keys) + " |")
+        print(f"| {name} | " + " | ".join(f"{row[k]:.3f}" if "ssim" in k or k == "lpips" else f"{row[k]:.2f}" for k in keys) + " |")
 
 
 if __name__ == "__main__":

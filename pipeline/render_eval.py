@@ -19,23 +19,31 @@ from gid.pipeline.frame_quality import psnr, ssim
 from gid.pipeline.render import motion_metric, splat_frames, splat_metric
 
 
-def frame_scores(pred: torch.Tensor, target: torch.Tensor, source: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
-    """PSNR/SSIM of ``pred`` against ``target`` (``(B, 3, H, W)`` in [0, 1]) on all, changed and hole pixels."""
+def frame_scores(pred: torch.Tensor, target: torch.Tensor, source: torch.Tensor, valid: torch.Tensor,
+                 lpips: Any = None) -> dict[str, float]:
+    """PSNR/SSIM of ``pred`` against ``target`` (``(B, 3, H, W)`` in [0, 1]) on all, changed and hole pixels;
+    plus whole-frame LPIPS (lower is better) when an :class:`~gid.pipeline.lpips.LPIPS` model is given."""
     pred = (pred.clamp(0, 1) * 255).round() / 255  # scores of the 8-bit frames a video holds
     changed = (target - source).abs().amax(dim=1, keepdim=True) > 10 / 255
     holes = valid < 0.5
-    return {"psnr": psnr(pred, target), "ssim": ssim(pred, target),
-            "psnr_changed": psnr(pred, target, changed), "ssim_changed": ssim(pred, target, changed),
-            "psnr_holes": psnr(pred, target, holes)}
+    scores = {"psnr": psnr(pred, target), "ssim": ssim(pred, target),
+              "psnr_changed": psnr(pred, target, changed), "ssim_changed": ssim(pred, target, changed),
+              "psnr_holes": psnr(pred, target, holes)}
+    if lpips is not None:
+        with torch.no_grad():
+            scores["lpips"] = float(lpips(pred, target).mean())
+    return scores
 
 
-def compare_on_videos(videos: Iterable[Any], renderer: Any, times: Iterable[int]) -> dict[str, dict[str, float]]:
+def compare_on_videos(videos: Iterable[Any], renderer: Any, times: Iterable[int],
+                      lpips: Any = None) -> dict[str, dict[str, float]]:
     """Mean scores of the splat baseline and ``renderer`` over frames ``times`` of synthetic ``videos``.
 
     Args:
         videos: :class:`gid.datasets.synthetic.SynthVideo` objects (exact frames and trajectories).
         renderer: a :class:`~gid.pipeline.renderer.FrameRenderer`.
         times: frame indices t ≥ 1 rendered from frame 0 of each video.
+        lpips: optional :class:`~gid.pipeline.lpips.LPIPS` model (local weights) adding an ``lpips`` score.
 
     Returns:
         ``{"splat": {score: mean}, "renderer": {score: mean}}`` (keys of :func:`frame_scores`).
@@ -53,6 +61,6 @@ def compare_on_videos(videos: Iterable[Any], renderer: Any, times: Iterable[int]
             base, valid = splat_frames(source, flow, metric)
             learned = renderer(source, flow, metric)
         for name, pred in (("splat", base), ("renderer", learned)):
-            for key, value in frame_scores(pred, target, source, valid).items():
+            for key, value in frame_scores(pred, target, source, valid, lpips).items():
                 sums[name].setdefault(key, []).append(value)
     return {name: {k: float(np.nanmean(v)) for k, v in scores.items()} for name, scores in sums.items()}

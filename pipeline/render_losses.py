@@ -62,8 +62,9 @@ class VGG16Features(ModelMixin, ConfigMixin):
         return taps
 
 
-def load_vgg16(path: str | Path) -> VGG16Features:
-    """VGG-16 features from a local ``.pth``/``.safetensors`` state dict or a save_pretrained folder."""
+def load_vgg16(path: str | Path, num_layers: int = PERCEPTUAL_TAPS[-1] + 1) -> VGG16Features:
+    """VGG-16 features (the first ``num_layers`` of ``features``) from a local ``.pth``/``.safetensors``
+    state dict or a save_pretrained folder."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no VGG-16 weights here; give a local torchvision vgg16 checkpoint "
@@ -76,7 +77,7 @@ def load_vgg16(path: str | Path) -> VGG16Features:
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    model = VGG16Features()
+    model = VGG16Features(num_layers=num_layers)
     wanted = set(model.state_dict())
     state = {k: v for k, v in state.items() if k in wanted}
     missing = wanted - set(state)
