@@ -39,27 +39,33 @@ BLOCK_C = 16
 
 
 @triton.jit
-def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.constexpr):
-    """``peak (B, 1, H, W)`` ← max of ``metric (B, 1, H, W)`` over sources landing with weight > 0."""
-    p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+def _landing(p, flow_ptr, n_pixels, H, W):
+    """Where sources ``p`` (flat ``b·H·W + pix``) land under ``flow (B, 2, H, W)``: ``inside`` (a real
+    source), ``ok`` (finite flow), ``b``, ``pix``, the bilinear fractions ``ax, ay`` and the top-left
+    corner ``x0, y0`` (clamped to [−2, size] before the int cast, so huge flow cannot overflow)."""
     inside = p < n_pixels
     hw = H * W
     b = p // hw
     pix = p % hw
-    i = pix // W
-    j = pix % W
-    fx = tl.load(flow_ptr + b * 2 * hw + pix, mask=inside, other=0.0).to(tl.float32) + j
-    fy = tl.load(flow_ptr + b * 2 * hw + hw + pix, mask=inside, other=0.0).to(tl.float32) + i
-    z = tl.load(metric_ptr + p, mask=inside, other=0.0).to(tl.float32)
+    fx = tl.load(flow_ptr + b * 2 * hw + pix, mask=inside, other=0.0).to(tl.float32) + pix % W
+    fy = tl.load(flow_ptr + b * 2 * hw + hw + pix, mask=inside, other=0.0).to(tl.float32) + pix // W
     ok = inside & (tl.abs(fx) <= 3.4e38) & (tl.abs(fy) <= 3.4e38)  # False for NaN and ±inf
     fx = tl.where(ok, fx, 0.0)
     fy = tl.where(ok, fy, 0.0)
     x0f = tl.floor(fx)
     y0f = tl.floor(fy)
-    ax = fx - x0f
-    ay = fy - y0f
-    x0 = tl.minimum(tl.maximum(x0f, -2.0), W + 0.0).to(tl.int64)  # clamped before the cast: huge flow
+    x0 = tl.minimum(tl.maximum(x0f, -2.0), W + 0.0).to(tl.int64)
     y0 = tl.minimum(tl.maximum(y0f, -2.0), H + 0.0).to(tl.int64)
+    return inside, ok, b, pix, fx - x0f, fy - y0f, x0, y0
+
+
+@triton.jit
+def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.constexpr):
+    """``peak (B, 1, H, W)`` ← max of ``metric (B, 1, H, W)`` over sources landing with weight > 0."""
+    p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
+    inside, ok, b, pix, ax, ay, x0, y0 = _landing(p, flow_ptr, n_pixels, H, W)
+    hw = H * W
+    z = tl.load(metric_ptr + p, mask=inside, other=0.0).to(tl.float32)
     x1 = x0 + 1
     y1 = y0 + 1
     okx0 = (x0 >= 0) & (x0 < W)
@@ -82,23 +88,8 @@ def _splat_kernel(
     soft mode also counts in ``count (B, 1, H, W)`` the sources attaining ``M(q)`` (for the backward)."""
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-    inside = p < n_pixels
+    inside, ok, b, pix, ax, ay, x0, y0 = _landing(p, flow_ptr, n_pixels, H, W)
     hw = H * W
-    b = p // hw
-    pix = p % hw
-    i = pix // W
-    j = pix % W
-    fx = tl.load(flow_ptr + b * 2 * hw + pix, mask=inside, other=0.0).to(tl.float32) + j
-    fy = tl.load(flow_ptr + b * 2 * hw + hw + pix, mask=inside, other=0.0).to(tl.float32) + i
-    ok = inside & (tl.abs(fx) <= 3.4e38) & (tl.abs(fy) <= 3.4e38)
-    fx = tl.where(ok, fx, 0.0)
-    fy = tl.where(ok, fy, 0.0)
-    x0f = tl.floor(fx)
-    y0f = tl.floor(fy)
-    ax = fx - x0f
-    ay = fy - y0f
-    x0 = tl.minimum(tl.maximum(x0f, -2.0), W + 0.0).to(tl.int64)
-    y0 = tl.minimum(tl.maximum(y0f, -2.0), H + 0.0).to(tl.int64)
     x1 = x0 + 1
     y1 = y0 + 1
     v00 = ok & (x0 >= 0) & (x0 < W) & (y0 >= 0) & (y0 < H)
@@ -160,23 +151,8 @@ def _grad_kernel(
 ):
     """Gradients of one block of sources: ``gx (B, C, H, W)``, ``gflow (B, 2, H, W)``, ``gmetric (B, 1, H, W)``."""
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
-    inside = p < n_pixels
+    inside, ok, b, pix, ax, ay, x0, y0 = _landing(p, flow_ptr, n_pixels, H, W)
     hw = H * W
-    b = p // hw
-    pix = p % hw
-    i = pix // W
-    j = pix % W
-    fx = tl.load(flow_ptr + b * 2 * hw + pix, mask=inside, other=0.0).to(tl.float32) + j
-    fy = tl.load(flow_ptr + b * 2 * hw + hw + pix, mask=inside, other=0.0).to(tl.float32) + i
-    ok = inside & (tl.abs(fx) <= 3.4e38) & (tl.abs(fy) <= 3.4e38)
-    fx = tl.where(ok, fx, 0.0)
-    fy = tl.where(ok, fy, 0.0)
-    x0f = tl.floor(fx)
-    y0f = tl.floor(fy)
-    ax = fx - x0f
-    ay = fy - y0f
-    x0 = tl.minimum(tl.maximum(x0f, -2.0), W + 0.0).to(tl.int64)
-    y0 = tl.minimum(tl.maximum(y0f, -2.0), H + 0.0).to(tl.int64)
     x1 = x0 + 1
     y1 = y0 + 1
     v00 = ok & (x0 >= 0) & (x0 < W) & (y0 >= 0) & (y0 < H)
