@@ -60,6 +60,17 @@ def _landing(p, flow_ptr, n_pixels, H, W):
 
 
 @triton.jit
+def _corners_inside(ok, x0, y0, H, W):
+    """Which of the four corners ``(x0|x0+1, y0|y0+1)`` of a finite landing lie in the image:
+    ``v00, v10, v01, v11`` (x offset first)."""
+    okx0 = (x0 >= 0) & (x0 < W)
+    okx1 = (x0 + 1 >= 0) & (x0 + 1 < W)
+    oky0 = (y0 >= 0) & (y0 < H)
+    oky1 = (y0 + 1 >= 0) & (y0 + 1 < H)
+    return ok & okx0 & oky0, ok & okx1 & oky0, ok & okx0 & oky1, ok & okx1 & oky1
+
+
+@triton.jit
 def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.constexpr):
     """``peak (B, 1, H, W)`` ← max of ``metric (B, 1, H, W)`` over sources landing with weight > 0."""
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -68,15 +79,12 @@ def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.con
     z = tl.load(metric_ptr + p, mask=inside, other=0.0).to(tl.float32)
     x1 = x0 + 1
     y1 = y0 + 1
-    okx0 = (x0 >= 0) & (x0 < W)
-    okx1 = (x1 >= 0) & (x1 < W)
-    oky0 = (y0 >= 0) & (y0 < H)
-    oky1 = (y1 >= 0) & (y1 < H)
+    v00, v10, v01, v11 = _corners_inside(ok, x0, y0, H, W)
     base = peak_ptr + b * hw
-    tl.atomic_max(base + y0 * W + x0, z, mask=ok & okx0 & oky0 & ((1 - ax) * (1 - ay) > 0), sem="relaxed")
-    tl.atomic_max(base + y0 * W + x1, z, mask=ok & okx1 & oky0 & (ax * (1 - ay) > 0), sem="relaxed")
-    tl.atomic_max(base + y1 * W + x0, z, mask=ok & okx0 & oky1 & ((1 - ax) * ay > 0), sem="relaxed")
-    tl.atomic_max(base + y1 * W + x1, z, mask=ok & okx1 & oky1 & (ax * ay > 0), sem="relaxed")
+    tl.atomic_max(base + y0 * W + x0, z, mask=v00 & ((1 - ax) * (1 - ay) > 0), sem="relaxed")
+    tl.atomic_max(base + y0 * W + x1, z, mask=v10 & (ax * (1 - ay) > 0), sem="relaxed")
+    tl.atomic_max(base + y1 * W + x0, z, mask=v01 & ((1 - ax) * ay > 0), sem="relaxed")
+    tl.atomic_max(base + y1 * W + x1, z, mask=v11 & (ax * ay > 0), sem="relaxed")
 
 
 @triton.jit
@@ -90,12 +98,7 @@ def _splat_kernel(
     c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     inside, ok, b, pix, ax, ay, x0, y0 = _landing(p, flow_ptr, n_pixels, H, W)
     hw = H * W
-    x1 = x0 + 1
-    y1 = y0 + 1
-    v00 = ok & (x0 >= 0) & (x0 < W) & (y0 >= 0) & (y0 < H)
-    v10 = ok & (x1 >= 0) & (x1 < W) & (y0 >= 0) & (y0 < H)
-    v01 = ok & (x0 >= 0) & (x0 < W) & (y1 >= 0) & (y1 < H)
-    v11 = ok & (x1 >= 0) & (x1 < W) & (y1 >= 0) & (y1 < H)
+    v00, v10, v01, v11 = _corners_inside(ok, x0, y0, H, W)
     q00 = b * hw + y0 * W + x0
     q10 = q00 + 1
     q01 = q00 + W
@@ -153,12 +156,7 @@ def _grad_kernel(
     p = tl.program_id(0).to(tl.int64) * BLOCK_P + tl.arange(0, BLOCK_P)
     inside, ok, b, pix, ax, ay, x0, y0 = _landing(p, flow_ptr, n_pixels, H, W)
     hw = H * W
-    x1 = x0 + 1
-    y1 = y0 + 1
-    v00 = ok & (x0 >= 0) & (x0 < W) & (y0 >= 0) & (y0 < H)
-    v10 = ok & (x1 >= 0) & (x1 < W) & (y0 >= 0) & (y0 < H)
-    v01 = ok & (x0 >= 0) & (x0 < W) & (y1 >= 0) & (y1 < H)
-    v11 = ok & (x1 >= 0) & (x1 < W) & (y1 >= 0) & (y1 < H)
+    v00, v10, v01, v11 = _corners_inside(ok, x0, y0, H, W)
     q00 = y0 * W + x0  # within the batch item's plane
     q10 = q00 + 1
     q01 = q00 + W
