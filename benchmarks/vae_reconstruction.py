@@ -6,8 +6,8 @@ decodes the posterior mode of held-out clips and prints, on the moving pixels (g
 amplitude ``|S_k| > 0.05`` px), the mean amplitude of the truth and of the reconstruction and their
 mean absolute difference, and the mean reconstructed amplitude on static pixels.
 
-``--moving-weight w`` multiplies the L1 term on pixels whose slice is non-zero by ``1 + w``
-(an experiment, not the paper's §7 loss, which is ``w = 0``).
+``--moving-weight w`` is ``vae_loss(..., moving_weight=w)``: the L1 term weighted towards moving
+pixels (``gid train vae --moving-weight``); ``w = 0`` is the paper's §7 loss.
 
     python benchmarks/motion_learning.py --out /tmp/ml --vae-steps 0   # or any run: makes the data
     python benchmarks/vae_reconstruction.py --train /tmp/ml/data_train --test /tmp/ml/data_test --steps 400
@@ -41,7 +41,7 @@ def main() -> None:
 
     from gid.pipeline.motion_presets import get_preset
     from gid.pipeline.normalize import denormalize, load_scales, normalize
-    from gid.pipeline.vae import GRAD_WEIGHT, KL_WEIGHT, SpectralVAE, multiscale_gradient_loss
+    from gid.pipeline.vae import SpectralVAE, vae_loss
     from gid.stages.motion_tasks import pick_slices
 
     torch.set_num_threads(args.threads)
@@ -60,9 +60,7 @@ def main() -> None:
     for step in range(args.steps + 1):
         x, _ = pick_slices(train[torch.randint(0, len(train), (4,))], 4)
         recon, posterior = vae(x)
-        weight = 1 + args.moving_weight * (x.abs().sum(1, keepdim=True) > 0).float()
-        loss = ((recon - x).abs() * weight).mean() + GRAD_WEIGHT * multiscale_gradient_loss(recon, x) \
-            + KL_WEIGHT * posterior.kl().mean()
+        loss, _ = vae_loss(recon, posterior, x, moving_weight=args.moving_weight)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from gid.stages.motion_tasks import DEFAULT_MOVING_WEIGHT
+
 train_app = typer.Typer(help="Train the models of a bundle folder with Ray Train (tracked in MLflow).",
                         no_args_is_help=True)
 
@@ -52,12 +54,16 @@ def train_vae(
     checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
     mlflow_uri: str = MLFLOW_URI, seed: int = SEED,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Random frequency slices of each clip per step."),
+    moving_weight: float = typer.Option(
+        DEFAULT_MOVING_WEIGHT, "--moving-weight",
+        help="Weight the L1 loss towards pixels that move (1 + W on moving, 1 on static, rescaled to mean 1). "
+             "0 = the paper's plain L1, which can decode sparse motion as all-zero (docs/motion.md)."),
 ) -> None:
     """Train the spectral VAE (§4.2): writes OUT/vae, OUT/freq_scales.json, OUT/bundle.json."""
     from gid.stages.motion_tasks import VAETask
     from gid.stages.training import fit
 
-    task = VAETask(data, out, config, slices_per_clip=slices_per_clip)
+    task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
                        max_failures, mlflow_uri, seed)
     _report(fit(task, cfg, out))

@@ -17,6 +17,9 @@ import numpy as np
 from gid.pipeline.motion_presets import get_preset, spatial_multiple
 from gid.stages.training import TrainingTask
 
+# L1 weight towards moving pixels (docs/motion.md, "the VAE learns moving pixels when …"): with the
+# paper's plain L1 (0) the tiny VAE decodes the synthetic scenes' sparse motion as zero.
+DEFAULT_MOVING_WEIGHT = 30.0
 CFG_DROPOUT = 0.1  # §4.2: the image condition is dropped with p = 0.1 for classifier-free guidance
 SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                  clip_sample=False, prediction_type="epsilon")
@@ -116,17 +119,26 @@ def pick_slices(spec, count: int):
 
 
 class VAETask(_ClipTask):
-    """Train the SpectralVAE on ``slices_per_clip`` random frequency slices of each clip (§7 losses)."""
+    """Train the SpectralVAE on ``slices_per_clip`` random frequency slices of each clip (§7 losses).
+
+    ``moving_weight`` weights the L1 term towards moving pixels (``gid.pipeline.vae.vae_loss``);
+    0 is the paper's loss.
+    """
 
     name = "vae"
 
-    def __init__(self, data, bundle, preset: str = "tiny", slices_per_clip: int = 4) -> None:
+    def __init__(self, data, bundle, preset: str = "tiny", slices_per_clip: int = 4,
+                 moving_weight: float = DEFAULT_MOVING_WEIGHT) -> None:
         super().__init__(data, bundle, preset)
+        if not moving_weight >= 0:
+            raise ValueError(f"--moving-weight must be >= 0, got {moving_weight}")
         self.slices_per_clip = min(slices_per_clip, self.info["num_freqs"])
+        self.moving_weight = float(moving_weight)
 
     def config_dict(self) -> dict[str, Any]:
         return {"preset": self.preset.name, "vae": self.preset.vae, "num_freqs": self.info["num_freqs"],
-                "size": [self.info["width"], self.info["height"]], "slices_per_clip": self.slices_per_clip}
+                "size": [self.info["width"], self.info["height"]], "slices_per_clip": self.slices_per_clip,
+                "moving_weight": self.moving_weight}
 
     def build_model(self):
         from gid.pipeline.vae import SpectralVAE
@@ -138,7 +150,7 @@ class VAETask(_ClipTask):
 
         x, _ = pick_slices(batch["spectral"], self.slices_per_clip)
         recon, posterior = model(x)
-        return vae_loss(recon, posterior, x)
+        return vae_loss(recon, posterior, x, moving_weight=self.moving_weight)
 
     def save(self, model, out):
         """``B/vae`` with ``scaling_factor`` = 1/std of the latents of up to 64 training clips."""

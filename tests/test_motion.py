@@ -12,7 +12,7 @@ from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask,
 from gid.pipeline.motion_pipeline import MotionPipeline, loop_seam_loss
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 from gid.pipeline.unet import FrequencyAttention, MotionUNet
-from gid.pipeline.vae import SpectralVAE, multiscale_gradient_loss, vae_loss
+from gid.pipeline.vae import MOVING_THRESHOLD, SpectralVAE, moving_weights, multiscale_gradient_loss, vae_loss
 
 K = 4
 TINY_VAE = dict(block_out_channels=(8, 8, 8), layers_per_block=1, norm_num_groups=4)
@@ -74,6 +74,27 @@ def test_vae_shapes_loss_weights_and_safetensors_roundtrip(tmp_path):
     torch.testing.assert_close(loaded.decode_latents(z), vae.decode(posterior.mode()))
     with pytest.raises(ValueError, match="divisible by 4"):
         vae.encode(torch.randn(1, 4, 10, 24))
+
+
+def test_moving_weight_reweights_l1_towards_moving_pixels():
+    """L1 weights 1 + w on pixels above the threshold, 1 elsewhere, rescaled to mean 1 (numpy reference)."""
+    rng = np.random.default_rng(3)
+    x = np.zeros((2, 4, 8, 12))
+    x[0, :, 2:5, 3:7] = rng.normal(0, 1, (4, 3, 4))  # a moving patch; everything else static
+    x[1, 1, 6, 10] = 0.5 * MOVING_THRESHOLD           # too small to count as moving
+    recon = rng.normal(0, 0.3, x.shape)
+    moving = np.abs(x).max(axis=1, keepdims=True) > MOVING_THRESHOLD
+    weight = 1 + 30 * moving
+    expected_fit = (np.abs(recon - x) * weight / weight.mean()).mean()
+    post = SpectralVAE(**TINY_VAE).encode(torch.zeros(1, 4, 8, 12))
+    total, parts = vae_loss(torch.from_numpy(recon), post, torch.from_numpy(x), moving_weight=30)
+    assert float(total) == pytest.approx(expected_fit + 0.2 * parts["grad"] + 1e-6 * parts["kl"], rel=1e-6)
+    assert parts["l1"] == pytest.approx(np.abs(recon - x).mean(), rel=1e-10)  # reported unweighted
+    assert float(moving_weights(torch.from_numpy(x), 30).mean()) == pytest.approx(1.0)
+    # every pixel moving: the weighting changes nothing
+    dense = torch.from_numpy(x + 1.0)
+    assert float(vae_loss(torch.from_numpy(recon), post, dense, moving_weight=30)[0]) == pytest.approx(
+        float(vae_loss(torch.from_numpy(recon), post, dense)[0]), rel=1e-12)
 
 
 def test_frequency_attention_matches_per_pixel_reference():
