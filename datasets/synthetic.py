@@ -209,8 +209,14 @@ def _cover_in_front(alphas: np.ndarray) -> np.ndarray:
     return cover
 
 
-def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None) -> SynthVideo:
-    """Render one synthetic video and its exact trajectories, visibility and spectral volume."""
+def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None,
+                   phase_seed: int | None = None) -> SynthVideo:
+    """Render one synthetic video and its exact trajectories, visibility and spectral volume.
+
+    ``phase_seed`` redraws every plant's phases from an independent stream: the same scene and the
+    same frame 0, another equally likely motion of it (a draw from the true distribution of motion
+    given the image, e.g. to measure how close two such draws are).
+    """
     cfg = config or SynthConfig()
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     height, width, num_frames = cfg.height, cfg.width, cfg.num_frames
@@ -219,6 +225,10 @@ def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None)
     background = _background(rng, height, width)
     num_plants = int(rng.integers(cfg.min_plants, cfg.max_plants + 1))
     plants = sorted((_make_plant(rng, cfg, wind, gust) for _ in range(num_plants)), key=lambda p: p.base_y)
+    if phase_seed is not None:
+        phase_rng = np.random.default_rng(np.random.SeedSequence([seed, index, phase_seed]))
+        for plant in plants:
+            plant.phases = [float(p) for p in phase_rng.uniform(0, 2 * math.pi, len(plant.phases))]
     layers = [_draw_plant(p, height, width, rng) for p in plants]  # back to front
 
     # Owner of each frame-0 pixel: the front-most layer covering it by more than half (−1: background).

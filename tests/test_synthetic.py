@@ -17,6 +17,16 @@ def test_deterministic_per_seed():
     assert not np.array_equal(a.frames, c.frames)
 
 
+def test_phase_seed_redraws_the_motion_of_the_same_scene():
+    """Same frame 0, plants, frequencies and amplitudes; only the phases, hence the trajectories, differ."""
+    a, b = generate_video(3, 1, SMALL), generate_video(3, 1, SMALL, phase_seed=7)
+    np.testing.assert_array_equal(a.frames[0], b.frames[0])
+    assert [(p.freqs, p.amps) for p in a.plants] == [(p.freqs, p.amps) for p in b.plants]
+    assert all(pa.phases != pb.phases for pa, pb in zip(a.plants, b.plants))
+    assert np.abs(a.trajectories - b.trajectories).max() > 0.5
+    np.testing.assert_array_equal(generate_video(3, 1, SMALL, phase_seed=7).trajectories, b.trajectories)
+
+
 def test_ground_truth_shapes_and_conventions():
     v = generate_video(0, 0, SMALL)
     assert v.frames.shape == (40, 64, 96, 3) and v.frames.dtype == np.uint8
