@@ -5,6 +5,9 @@ Per image, the K latent slices ``z (K, C, h, w)`` start as Gaussian noise and ar
 
     ε̂ = (1 + w)·ε(z; t, k, I_0) − w·ε(z; t, k, ∅),    w = 1.75 by default, ∅ = an all-zero image.
 
+A U-Net trained for v-prediction (the scheduler's ``prediction_type``) is read as a noise predictor
+through ``ε = √ᾱ_t·v + √(1−ᾱ_t)·z_t``, so guidance, looping and the DDIM step below work on ε for both.
+
 Seamless looping (§6, Eq. 5, universal guidance): at each step the clean latent predicted from ε̂,
 ``ẑ_0 = (z_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t``, is decoded to motion ``F = irfft(denormalize(VAE(ẑ_0)))`` and
 
@@ -135,11 +138,23 @@ class MotionPipeline:
         h, w = self.unet.config.sample_size
         return h * self.unet.config.latent_factor, w * self.unet.config.latent_factor
 
+    def _noise(self, z: torch.Tensor, t, freq: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The U-Net's prediction as noise ε, whatever its ``prediction_type``."""
+        out = self.unet(z, t, freq, cond)
+        kind = self.scheduler.config.prediction_type
+        if kind == "epsilon":
+            return out
+        if kind == "v_prediction":
+            alpha_bar = self.scheduler.alphas_cumprod[torch.as_tensor(t).cpu()].to(z.device, z.dtype)
+            alpha_bar = alpha_bar.reshape(-1, 1, 1, 1) if alpha_bar.ndim else alpha_bar
+            return alpha_bar.sqrt() * out + (1 - alpha_bar).sqrt() * z
+        raise ValueError(f"scheduler prediction_type {kind!r} is not supported (epsilon or v_prediction)")
+
     def _eps(self, z: torch.Tensor, t, freq: torch.Tensor, cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
         """Classifier-free guided noise ``(1+w)·ε(z; c) − w·ε(z; ∅)`` in one batched forward."""
         if guidance_scale == 0:
-            return self.unet(z, t, freq, cond)
-        both = self.unet(torch.cat([z, z]), t, torch.cat([freq, freq]), torch.cat([cond, torch.zeros_like(cond)]))
+            return self._noise(z, t, freq, cond)
+        both = self._noise(torch.cat([z, z]), t, torch.cat([freq, freq]), torch.cat([cond, torch.zeros_like(cond)]))
         eps_c, eps_u = both.chunk(2)
         return (1 + guidance_scale) * eps_c - guidance_scale * eps_u
 
@@ -193,7 +208,7 @@ class MotionPipeline:
         k, size = cfg.num_freqs, self.size
         cond_all = F.interpolate(images.float().to(device), size=size, mode="bilinear", antialias=True,
                                  align_corners=False) * 2 - 1
-        scheduler = DDIMScheduler.from_config(self.scheduler.config)
+        scheduler = DDIMScheduler.from_config(self.scheduler.config, prediction_type="epsilon")  # see _noise
         scheduler.set_timesteps(num_inference_steps, device=device)
         alphas = scheduler.alphas_cumprod.to(device)
         out = []

@@ -172,6 +172,26 @@ def test_sampling_is_seeded_batch_independent_and_amplifies(pipe):
         pipe(images * 3, num_inference_steps=1, progress=False)
 
 
+def test_v_prediction_is_read_as_noise(pipe):
+    """ε = √ᾱ_t·v + √(1−ᾱ_t)·z_t; a pipeline whose U-Net predicts v samples through that ε."""
+    from diffusers import DDIMScheduler
+
+    v_pipe = MotionPipeline(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config,
+                                                                           prediction_type="v_prediction"),
+                            pipe.scales, num_frames=30, fps=30.0)
+    torch.manual_seed(0)
+    z, freq = torch.randn(K, 4, 4, 6), torch.arange(K)  # one sample: all K slices (frequency attention)
+    cond = (torch.rand(1, 3, 16, 24) * 2 - 1).expand(K, -1, -1, -1)
+    with torch.no_grad():
+        for t in (torch.tensor(10), torch.tensor([900, 400, 20, 5][:K])):
+            v = pipe.unet(z, t, freq, cond)
+            a = pipe.scheduler.alphas_cumprod[t].reshape(-1, 1, 1, 1).float()
+            torch.testing.assert_close(v_pipe._noise(z, t, freq, cond), a.sqrt() * v + (1 - a).sqrt() * z)
+            torch.testing.assert_close(pipe._noise(z, t, freq, cond), v)  # epsilon: unchanged
+    images = torch.rand(1, 3, 16, 24)
+    assert torch.isfinite(v_pipe(images, num_inference_steps=3, progress=False)).all()
+
+
 def test_looping_guidance_lowers_the_seam(pipe):
     images = torch.rand(2, 3, 16, 24)
     plain = pipe(images, num_inference_steps=6, seed=1, progress=False)

@@ -78,3 +78,38 @@ def test_motion_training_needs_the_earlier_stages(tmp_path):
         MotionTask(data, tmp_path / "bundle", stage=3)
     with pytest.raises(ValueError, match="--config must be one of tiny, paper"):
         VAETask(data, tmp_path / "bundle", preset="huge")
+
+
+def test_motion_loss_regresses_the_velocity(tmp_path):
+    """Stage-1 loss = MSE(U-Net output, v) with v = √ᾱ·ε − √(1−ᾱ)·z_0 (diffusers' get_velocity)."""
+    import torch
+
+    from gid.pipeline.motion_presets import get_preset
+    from gid.pipeline.vae import SpectralVAE
+
+    data = _write_clips(tmp_path / "d", 2)
+    SpectralVAE(**get_preset("tiny").vae).save_pretrained(tmp_path / "bundle" / "vae")
+    task = MotionTask(data, tmp_path / "bundle")
+    task.setup("cpu")
+    seen = {}
+
+    def velocity(z0, noise, t):
+        seen.update(z0=z0, noise=noise, t=t)
+        return task._scheduler.__class__.get_velocity(task._scheduler, z0, noise, t)
+
+    task._scheduler.get_velocity = velocity
+    batch = decode_batch({c: np.asarray(pq.read_table(data / "clips" / "part-00000.parquet").column(c).to_pylist(),
+                                        dtype=object) for c in ("image", "spectral", "num_freqs", "height", "width")},
+                         np.linspace(2.0, 0.5, 16))
+    batch = {k: torch.from_numpy(v) for k, v in batch.items()}
+    outputs = []
+
+    def model(zt, t, freq, cond):
+        outputs.append(torch.randn_like(zt))
+        return outputs[-1]
+
+    loss, _ = task.loss(model, batch, 0)
+    a = task._scheduler.alphas_cumprod[seen["t"]].reshape(-1, 1, 1, 1)
+    v = a.sqrt() * seen["noise"] - (1 - a).sqrt() * seen["z0"]
+    assert float(loss) == pytest.approx(float(((outputs[0] - v) ** 2).mean()), rel=1e-5)
+    assert float(loss) != pytest.approx(float(((outputs[0] - seen["noise"]) ** 2).mean()), rel=1e-3)
