@@ -1,9 +1,11 @@
 """The motion model learns: trained through `gid train`'s machinery on synthetic plants with exact motion,
 its sampled motion on held-out images has a lower amplitude error than the training-set mean spectrum.
 
-CI budget (60 VAE + 200 U-Net steps): the claim is checked over all pixels. On the moving pixels
-alone a model this short-trained is not yet better than the mean; benchmarks/motion_learning.py
-measures both with a longer run (docs/motion.md)."""
+CI budget (600 VAE + 800 U-Net steps, one worker, T = 60): one sample per held-out image has a lower
+amplitude error than the training-set mean over all pixels, and is not the trivial answer that
+also wins there (no motion): on the pixels that move it beats zero motion, and its amplitude map
+follows where the ground truth moves (correlation). On the moving pixels alone a model this short-
+trained only ties the mean; benchmarks/motion_learning.py measures the longer run of docs/motion.md."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +41,7 @@ def _amplitudes(data, scales):
 def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
     import torch
 
-    from gid.pipeline.motion_metrics import amplitude, amplitude_error
+    from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask
     from gid.pipeline.motion_pipeline import MotionPipeline
     from gid.pipeline.normalize import load_scales
     from gid.stages.motion_tasks import MotionTask, VAETask
@@ -47,15 +49,26 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
 
     train, test = _clips(tmp_path, "train", 32, seed=3), _clips(tmp_path, "test", 6, seed=4)
     bundle = tmp_path / "bundle"
-    fit(VAETask(train, bundle), TrainConfig(max_steps=60, batch_size=4, learning_rate=1e-3, checkpoint_every=60,
-                                            log_every=20, num_workers=1), bundle)
-    fit(MotionTask(train, bundle), TrainConfig(max_steps=200, batch_size=4, learning_rate=5e-4,
-                                               checkpoint_every=200, log_every=50, num_workers=1), bundle)
+    fit(VAETask(train, bundle), TrainConfig(max_steps=600, batch_size=4, learning_rate=2e-3, checkpoint_every=600,
+                                            log_every=100, num_workers=1), bundle)
+    fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
+                                               checkpoint_every=800, log_every=100, num_workers=1), bundle)
     scales = load_scales(bundle / "freq_scales.json")
     _, _, train_amp = _amplitudes(train, scales)
     images, gt_spec, gt_amp = _amplitudes(test, scales)
     pipe = MotionPipeline.from_bundle(bundle)
-    sampled = pipe(torch.from_numpy(images), num_inference_steps=10, seed=0, progress=False).numpy()
-    model_err = amplitude_error(amplitude(sampled), gt_amp).mean()
-    mean_err = amplitude_error(train_amp.mean(axis=0, keepdims=True), gt_amp).mean()
-    assert model_err < 0.9 * mean_err, (model_err, mean_err)
+    sampled = amplitude(pipe(torch.from_numpy(images), num_inference_steps=20, guidance_scale=0.0, seed=0,
+                             progress=False).numpy())
+    moving = moving_mask(gt_spec)
+    mean_amp = train_amp.mean(axis=0, keepdims=True)
+    total, truth = sampled[:, 1:].sum(axis=1), gt_amp[:, 1:].sum(axis=1)  # (N, H, W) amplitude over k ≥ 1
+    errors = {"mean all": amplitude_error(mean_amp, gt_amp).mean(),
+              "sample all": amplitude_error(sampled, gt_amp).mean(),
+              "mean moving": amplitude_error(mean_amp, gt_amp, moving).mean(),
+              "zero moving": amplitude_error(np.zeros_like(mean_amp), gt_amp, moving).mean(),
+              "sample moving": amplitude_error(sampled, gt_amp, moving).mean(),
+              "correlation": np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(total, truth)])}
+    print(errors)
+    assert errors["sample all"] < 0.9 * errors["mean all"], errors
+    assert errors["sample moving"] < 0.95 * errors["zero moving"], errors
+    assert errors["correlation"] > 0.4, errors
