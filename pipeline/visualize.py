@@ -35,8 +35,9 @@ def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
     return amp.mean(axis=axes)
 
 
-def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str) -> Path:
-    """Line plot (log y) of per-frequency amplitude curves ``{label: (K,)}``, saved as PNG."""
+def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
+                 ylabel: str = "mean amplitude |S_k| (px)") -> Path:
+    """Line plot (log y) of per-frequency curves ``{label: (K,)}`` (amplitudes or their errors), saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,10 +47,10 @@ def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.n
     for label, curve in curves.items():
         ax.semilogy(freqs_hz, np.maximum(curve, 1e-6), marker="o", ms=3, label=label)
     ax.set_xlabel("frequency (Hz)")
-    ax.set_ylabel("mean amplitude |S_k| (px)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,9 @@ OUT = typer.Option(..., "--out", help="Model bundle folder; the trained model go
                                       "checkpoints into OUT/checkpoints, MLflow into OUT/mlflow.db.")
 CONFIG = typer.Option("tiny", "--config", help="Model size preset: tiny (CPU, minutes) or paper (256x160, GPUs).")
 NUM_WORKERS = typer.Option(1, "--num-workers", help="Ray Train workers (data-parallel, one process each).")
+THREADS_PER_WORKER = typer.Option(None, "--threads-per-worker",
+                                  help="PyTorch threads of each worker (default: one per CPU Ray reserves for it, i.e. 1); "
+                                       "e.g. --num-workers 1 --threads-per-worker 2 uses both cores of a 2-core machine.")
 USE_GPU = typer.Option(False, "--use-gpu", help="One GPU per worker, nccl, bf16 autocast.")
 MAX_STEPS = typer.Option(2000, "--max-steps", help="Optimizer steps in total (a resumed run counts from its start).")
 BATCH_SIZE = typer.Option(8, "--batch-size", help="Clips per worker and step.")
@@ -34,14 +37,14 @@ EMA_DECAY = typer.Option(0.999, "--ema-decay", help="Decay of the EMA weights th
 
 def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
                  num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int,
-                 ema_decay: float = 0.999):
+                 ema_decay: float = 0.999, threads_per_worker: int | None = None):
     """The TrainConfig of the shared options."""
     from gid.stages.training import TrainConfig
 
     return TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                        checkpoint_every=checkpoint_every, log_every=log_every, num_workers=num_workers,
                        use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed,
-                       ema_decay=ema_decay)
+                       ema_decay=ema_decay, threads_per_worker=threads_per_worker)
 
 
 def _report(result) -> None:
@@ -57,6 +60,7 @@ def train_vae(
     learning_rate: float = typer.Option(1e-3, "--learning-rate", help="AdamW learning rate."),
     checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
     mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
+    threads_per_worker: int = THREADS_PER_WORKER,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Random frequency slices of each clip per step."),
     moving_weight: float = typer.Option(
         DEFAULT_MOVING_WEIGHT, "--moving-weight",
@@ -69,7 +73,7 @@ def train_vae(
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay)
+                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker)
     _report(fit(task, cfg, out))
 
 
@@ -83,6 +87,7 @@ def train_motion(
     learning_rate: float = typer.Option(5e-4, "--learning-rate", help="AdamW learning rate."),
     checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY,
     max_failures: int = MAX_FAILURES, mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
+    threads_per_worker: int = THREADS_PER_WORKER,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Stage 1: random frequency slices of each clip per step."),
 ) -> None:
     """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/bundle.json."""
@@ -91,7 +96,7 @@ def train_motion(
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay)
+                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker)
     _report(fit(task, cfg, out))
 
 

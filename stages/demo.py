@@ -11,11 +11,12 @@ photo larger than the model (§5: the flow is resized and rescaled to the image)
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -38,6 +39,7 @@ class DemoConfig:
     motion_steps: int = 1000
     motion_learning_rate: float = 1e-3
     train_batch_size: int = 4  # clips per step for the VAE and the U-Net (4 slices each)
+    threads_per_worker: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))  # one Ray Train worker
     stage2_steps: int = 100
     stage2_batch_size: int = 2  # whole volumes (K slices per clip): 2 clips cost what 8 × 4 slices do
     renderer_steps: int = 200
@@ -86,7 +88,8 @@ def demo_commands(cfg: DemoConfig) -> list[tuple[list[str], Path | BundleStage]]
     out = Path(cfg.out).resolve()
     synth, heldout, clips, photos = out / "synth", out / "heldout", out / "clips", out / "heldout_clips"
     bundle, render, mlflow_uri = out / "bundle", out / "render", f"sqlite:///{out / 'mlflow.db'}"
-    train = ["--data", str(clips), "--out", str(bundle), "--mlflow-uri", mlflow_uri]
+    train = ["--data", str(clips), "--out", str(bundle), "--mlflow-uri", mlflow_uri, "--threads-per-worker",
+             str(cfg.threads_per_worker)]
     return [
         (["synth", str(synth), "--num-videos", str(cfg.num_videos), "--frames", str(cfg.video_frames),
           "--size", cfg.size, "--seed", str(cfg.seed)], synth / "manifest.parquet"),

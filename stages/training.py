@@ -45,6 +45,7 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 20
     num_workers: int = 1
+    threads_per_worker: int | None = None  # torch intra-op threads of each worker (None: Ray's, one per reserved CPU)
     use_gpu: bool = False
     mixed_precision: bool = True
     max_failures: int = 2
@@ -64,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.max_failures < 0:
             raise ValueError(f"--max-failures must be ≥ 0, got {self.max_failures}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ValueError(f"--threads-per-worker must be at least 1, got {self.threads_per_worker}")
 
 
 class TrainingTask:
@@ -225,6 +228,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     device = ray.train.torch.get_device()
     torch.manual_seed(cfg.seed * 1000 + rank)
+    if cfg.threads_per_worker:
+        torch.set_num_threads(cfg.threads_per_worker)
     task.setup(device)
     model = task.build_model().to(device)
     state = {"step": 0, "nan_steps": 0, "mlflow_run_id": None, "task_config": _jsonable(task.config_dict())}

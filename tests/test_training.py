@@ -49,9 +49,11 @@ class LineTask(TrainingTask):
             if not Path(self.marker).exists():
                 Path(self.marker).write_text("crashed once")
                 raise RuntimeError("simulated worker failure")
+        import torch
+
         pred = model(batch["x"].float()[:, None])[:, 0]
         loss = ((pred - batch["y"].float()) ** 2).mean()
-        return loss, {"mse": float(loss.detach())}
+        return loss, {"mse": float(loss.detach()), "threads": float(torch.get_num_threads())}
 
     def save(self, model, out):
         from safetensors.torch import save_file
@@ -148,6 +150,8 @@ def test_train_config_rejects_bad_values():
         TrainConfig(max_steps=0)
     with pytest.raises(ValueError, match="--learning-rate"):
         TrainConfig(learning_rate=-1)
+    with pytest.raises(ValueError, match="--threads-per-worker"):
+        TrainConfig(threads_per_worker=0)
 
 
 def test_fit_is_independent_of_a_callers_active_mlflow_experiment(tmp_path):
@@ -158,8 +162,10 @@ def test_fit_is_independent_of_a_callers_active_mlflow_experiment(tmp_path):
     for name in ("first", "second"):  # so the active experiment's id differs from the training run's
         mlflow.create_experiment(name)
     mlflow.set_experiment("another-stage")
-    cfg = TrainConfig(max_steps=5, batch_size=8, checkpoint_every=5, num_workers=1, shuffle_buffer=0)
+    cfg = TrainConfig(max_steps=5, batch_size=8, checkpoint_every=5, log_every=5, num_workers=1, shuffle_buffer=0,
+                      threads_per_worker=3)
     result = fit(LineTask(), cfg, tmp_path / "out")
     assert result.metrics["step"] == 5
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    assert [m.value for m in client.get_metric_history(result.mlflow_run_id, "threads")] == [3.0]  # --threads-per-worker
     assert [a.path for a in client.list_artifacts(result.mlflow_run_id, "model/line")] == ["model/line/model.safetensors"]
