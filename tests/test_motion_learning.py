@@ -1,7 +1,7 @@
 """The motion model learns: trained through `gid train`'s machinery on synthetic plants with exact motion,
 its sampled motion on held-out images has a lower amplitude error than the training-set mean spectrum.
 
-CI budget (600 VAE + 800 U-Net steps, one worker, T = 60): one sample per held-out image has a lower
+CI budget (600 VAE + 800 U-Net steps, one worker with 2 threads, T = 60): one sample per held-out image has a lower
 amplitude error than the training-set mean over all pixels, and is not the trivial answer that
 also wins there (no motion): on the pixels that move it beats zero motion, and its amplitude map
 follows where the ground truth moves (correlation). On the moving pixels alone a model this short-
@@ -50,9 +50,10 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
     train, test = _clips(tmp_path, "train", 32, seed=3), _clips(tmp_path, "test", 6, seed=4)
     bundle = tmp_path / "bundle"
     fit(VAETask(train, bundle), TrainConfig(max_steps=600, batch_size=4, learning_rate=2e-3, checkpoint_every=600,
-                                            log_every=100, num_workers=1), bundle)
+                                            log_every=100, num_workers=1, threads_per_worker=2), bundle)
     fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
-                                               checkpoint_every=800, log_every=100, num_workers=1), bundle)
+                                               checkpoint_every=800, log_every=100, num_workers=1,
+                                               threads_per_worker=2), bundle)
     scales = load_scales(bundle / "freq_scales.json")
     _, _, train_amp = _amplitudes(train, scales)
     images, gt_spec, gt_amp = _amplitudes(test, scales)
