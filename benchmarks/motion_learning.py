@@ -30,24 +30,31 @@ import numpy as np
 TEST_SEED = 999  # the held-out videos; the training videos use seed 10
 
 
+def synth_config(size: str, frames: int):
+    """The ``SynthConfig`` of the benchmark's videos: ``size`` 'WxH', ``frames`` T."""
+    from gid.datasets.synthetic import SynthConfig
+    from gid.stages.options import parse_size
+
+    width, height = parse_size(size)
+    return SynthConfig(num_frames=frames, width=width, height=height)
+
+
 def make_data(out: Path, name: str, count: int, seed: int, size: str, frames: int) -> Path:
     from gid.datasets.clips import synthetic_to_clips
-    from gid.datasets.synthetic import SynthConfig, write_dataset
+    from gid.datasets.synthetic import write_dataset
 
-    width, height = (int(v) for v in size.split("x"))
     synth, data = out / f"synth_{name}", out / f"data_{name}"
     if not (data / "freq_scales.json").is_file():
-        write_dataset(synth, count, SynthConfig(num_frames=frames, width=width, height=height), seed=seed, progress=False)
+        write_dataset(synth, count, synth_config(size, frames), seed=seed, progress=False)
         synthetic_to_clips(synth, data)
     return data
 
 
 def redrawn_phases(args, seed: int) -> np.ndarray:
     """``(N, K, 4, H, W)``: the held-out videos of :func:`make_data` with every plant's phases redrawn."""
-    from gid.datasets.synthetic import SynthConfig, generate_video
+    from gid.datasets.synthetic import generate_video
 
-    width, height = (int(v) for v in args.size.split("x"))
-    config = SynthConfig(num_frames=args.frames, width=width, height=height)
+    config = synth_config(args.size, args.frames)
     return np.stack([generate_video(TEST_SEED, i, config, phase_seed=seed).spectral for i in range(args.test_videos)])
 
 

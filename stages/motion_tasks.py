@@ -255,8 +255,7 @@ class MotionTask(_ClipTask):
         t = torch.randint(0, SCHEDULER["num_train_timesteps"], (b,), device=z0.device).repeat_interleave(m)
         zt = self._scheduler.add_noise(z0, noise, t)
         pred = model(zt, t, freq.flatten(), cond)
-        target = self._scheduler.get_velocity(z0, noise, t) if SCHEDULER["prediction_type"] == "v_prediction" else noise
-        loss = torch.nn.functional.mse_loss(pred.float(), target)
+        loss = torch.nn.functional.mse_loss(pred.float(), self._scheduler.get_velocity(z0, noise, t))
         return loss, {"mse": float(loss.detach())}
 
     def save(self, model, out):
