@@ -116,12 +116,19 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return np.clip(image, 0, 1)
 
 
-def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: tuple[float, float]) -> Plant:
-    h_rel = rng.uniform(0.35, 0.85)  # height as a fraction of the frame
-    thick_rel = rng.uniform(0.6, 1.6)
+WIND_RANGE = (0.3, 1.0)  # per-video wind strength
+THICKNESS_RANGE = (0.6, 1.6)  # stem thickness relative to frame height / 40
+LEAN_PER_WIND = 0.25  # rest lean = LEAN_PER_WIND · wind · height / thickness
+AMP_PER_WIND = 0.09  # amplitude of the fundamental = AMP_PER_WIND · wind · height / thickness
+
+
+def _sway_terms(rng: np.random.Generator, cfg: SynthConfig, h_rel: float, thick_rel: float, wind: float,
+                gust: tuple[float, float]) -> tuple[list[float], list[float]]:
+    """Frequencies (Hz) and amplitudes (px) of one plant of height ``h_rel``·H: fundamental, overtone if
+    below MAX_FREQ_HZ, the scene's gust."""
     height = h_rel * cfg.height
     f1 = float(np.clip(0.35 * thick_rel / h_rel**2, 0.3, 2.2))
-    amp = wind * height * 0.09 / thick_rel
+    amp = wind * height * AMP_PER_WIND / thick_rel
     freqs, amps = [f1], [amp]
     overtone = f1 * rng.uniform(2.2, 2.9)
     if overtone < MAX_FREQ_HZ:
@@ -129,6 +136,19 @@ def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: t
         amps.append(amp * rng.uniform(0.1, 0.3))
     freqs.append(gust[0])
     amps.append(gust[1] * height / cfg.height)
+    return freqs, amps
+
+
+def _draw_gust(rng: np.random.Generator, wind: float) -> tuple[float, float]:
+    """The slow gust shared by a scene: frequency (Hz) and amplitude (px at full frame height)."""
+    return float(rng.uniform(0.2, 0.45)), float(wind * rng.uniform(1.0, 3.0))
+
+
+def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: tuple[float, float]) -> Plant:
+    h_rel = rng.uniform(0.35, 0.85)  # height as a fraction of the frame
+    thick_rel = rng.uniform(*THICKNESS_RANGE)
+    height = h_rel * cfg.height
+    freqs, amps = _sway_terms(rng, cfg, h_rel, thick_rel, wind, gust)
     greens = rng.uniform([0.1, 0.35, 0.05], [0.3, 0.65, 0.2])
     flower = tuple(int(c) for c in rng.integers(120, 256, 3)) if rng.random() < 0.6 else None
     return Plant(
@@ -136,7 +156,7 @@ def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: t
         base_y=float(rng.uniform(0.88, 1.02) * cfg.height),
         height=float(height),
         thickness=float(thick_rel * cfg.height / 40),
-        lean=float(wind * height * 0.25 / thick_rel),  # the wind blows towards +x
+        lean=float(wind * height * LEAN_PER_WIND / thick_rel),  # the wind blows towards +x
         color=tuple(int(c * 255) for c in greens),
         flower_color=flower,
         num_leaves=int(rng.integers(2, 6)),
@@ -144,6 +164,28 @@ def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: t
         amps=amps,
         phases=[float(p) for p in rng.uniform(0, 2 * math.pi, len(freqs))],
     )
+
+
+def _redraw_unseen_motion(plants: list[Plant], cfg: SynthConfig, rng: np.random.Generator) -> float:
+    """Redraw, in place, what frame 0 does not determine about the motion, given what it shows; returns the wind drawn.
+
+    Shown: each plant's height and rest lean ``ℓ_i = LEAN_PER_WIND · w · h_i / d_i``. Not shown
+    (treated as unseen; at 64×48 a stem is 0.7–1.9 px wide): the wind w and the thicknesses d_i
+    separately, the gust, overtones and phases. With uniform priors on w and d_i, the posterior of w
+    given the leans has density ∝ w^n on the interval where every implied ``d_i = LEAN_PER_WIND·w·h_i/ℓ_i``
+    stays in THICKNESS_RANGE (drawn by inverting its CDF); each plant then gets its implied thickness's
+    fundamental frequency, the amplitude its lean fixes, and new overtone, gust and phases.
+    """
+    lean_ratio = [p.lean / (LEAN_PER_WIND * p.height) for p in plants]  # = w / d_i
+    low = max(WIND_RANGE[0], *(THICKNESS_RANGE[0] * r for r in lean_ratio))
+    high = min(WIND_RANGE[1], *(THICKNESS_RANGE[1] * r for r in lean_ratio))
+    power = len(plants) + 1
+    wind = (low**power + rng.uniform() * (high**power - low**power)) ** (1 / power)
+    gust = _draw_gust(rng, wind)
+    for plant, ratio in zip(plants, lean_ratio):
+        plant.freqs, plant.amps = _sway_terms(rng, cfg, plant.height / cfg.height, wind / ratio, wind, gust)
+        plant.phases = [float(p) for p in rng.uniform(0, 2 * math.pi, len(plant.freqs))]
+    return float(wind)
 
 
 def _draw_plant(plant: Plant, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -210,18 +252,22 @@ def _cover_in_front(alphas: np.ndarray) -> np.ndarray:
 
 
 def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None,
-                   phase_seed: int | None = None) -> SynthVideo:
+                   phase_seed: int | None = None, unseen_seed: int | None = None) -> SynthVideo:
     """Render one synthetic video and its exact trajectories, visibility and spectral volume.
 
-    ``phase_seed`` redraws every plant's phases from an independent stream: the same scene and the
-    same frame 0, another equally likely motion of it (a draw from the true distribution of motion
-    given the image, e.g. to measure how close two such draws are).
+    Both seeds keep the scene and frame 0 and redraw part of its motion from an independent stream:
+
+    - ``phase_seed``: every plant's phases only (a draw from the motion distribution given all the
+      scene's parameters, visible or not);
+    - ``unseen_seed``: everything frame 0 does not determine (:func:`_redraw_unseen_motion`): a draw
+      from the motion distribution given only what the image shows, i.e. what a perfect
+      image-conditioned motion model would sample.
     """
     cfg = config or SynthConfig()
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     height, width, num_frames = cfg.height, cfg.width, cfg.num_frames
-    wind = float(rng.uniform(0.3, 1.0))
-    gust = (float(rng.uniform(0.2, 0.45)), float(wind * rng.uniform(1.0, 3.0)))
+    wind = float(rng.uniform(*WIND_RANGE))
+    gust = _draw_gust(rng, wind)
     background = _background(rng, height, width)
     num_plants = int(rng.integers(cfg.min_plants, cfg.max_plants + 1))
     plants = sorted((_make_plant(rng, cfg, wind, gust) for _ in range(num_plants)), key=lambda p: p.base_y)
@@ -229,6 +275,8 @@ def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None,
         phase_rng = np.random.default_rng(np.random.SeedSequence([seed, index, phase_seed]))
         for plant in plants:
             plant.phases = [float(p) for p in phase_rng.uniform(0, 2 * math.pi, len(plant.phases))]
+    if unseen_seed is not None:
+        _redraw_unseen_motion(plants, cfg, np.random.default_rng(np.random.SeedSequence([seed, index, unseen_seed, 1])))
     layers = [_draw_plant(p, height, width, rng) for p in plants]  # back to front
 
     # Owner of each frame-0 pixel: the front-most layer covering it by more than half (−1: background).

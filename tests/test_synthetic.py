@@ -3,7 +3,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gid.datasets.synthetic import SynthConfig, generate_video, load_ground_truth, warp_consistency_psnr
+import copy
+
+from gid.datasets.synthetic import (LEAN_PER_WIND, THICKNESS_RANGE, WIND_RANGE, SynthConfig, _draw_gust, _make_plant,
+                                    _redraw_unseen_motion, generate_video, load_ground_truth, warp_consistency_psnr)
 from gid.datasets.video import read_video
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 
@@ -25,6 +28,39 @@ def test_phase_seed_redraws_the_motion_of_the_same_scene():
     assert all(pa.phases != pb.phases for pa, pb in zip(a.plants, b.plants))
     assert np.abs(a.trajectories - b.trajectories).max() > 0.5
     np.testing.assert_array_equal(generate_video(3, 1, SMALL, phase_seed=7).trajectories, b.trajectories)
+
+
+def test_unseen_seed_keeps_what_the_image_shows_and_redraws_the_rest():
+    """Same frame 0, leans and fundamental amplitudes (∝ lean); new frequencies from a thickness in range."""
+    a, b = generate_video(3, 1, SMALL), generate_video(3, 1, SMALL, unseen_seed=2)
+    np.testing.assert_array_equal(a.frames[0], b.frames[0])
+    assert [p.lean for p in a.plants] == [p.lean for p in b.plants]
+    np.testing.assert_allclose([p.amps[0] for p in b.plants], [p.amps[0] for p in a.plants], rtol=1e-12)
+    assert all(pa.freqs[0] != pb.freqs[0] for pa, pb in zip(a.plants, b.plants))
+    np.testing.assert_array_equal(generate_video(3, 1, SMALL, unseen_seed=2).spectral, b.spectral)
+    for plant in b.plants:
+        h_rel = plant.height / SMALL.height
+        implied = [0.35 * d / h_rel**2 for d in THICKNESS_RANGE]  # fundamental at the thinnest / thickest stem
+        assert max(implied[0], 0.3) - 1e-9 <= plant.freqs[0] <= min(implied[1], 2.2) + 1e-9
+
+
+def test_unseen_motion_draws_the_wind_from_its_posterior_given_the_leans():
+    """Simulation-based calibration: scenes from the prior, the true wind's rank among 19 posterior
+    draws must be uniform on 0…19 (χ² with 19 degrees of freedom below its 0.1 % point, 43.8).
+    A uniform draw on the feasible interval (ignoring the w^n likelihood) fails it: χ² = 70."""
+    rng = np.random.default_rng(0)
+    ranks = []
+    for scene in range(600):
+        wind = rng.uniform(*WIND_RANGE)
+        gust = _draw_gust(rng, wind)
+        plants = [_make_plant(rng, SMALL, wind, gust) for _ in range(rng.integers(1, 6))]
+        for plant in plants:  # what the image shows: lean = LEAN_PER_WIND · w · h / d
+            assert THICKNESS_RANGE[0] <= LEAN_PER_WIND * wind * plant.height / plant.lean <= THICKNESS_RANGE[1]
+        draws = [_redraw_unseen_motion(copy.deepcopy(plants), SMALL, np.random.default_rng([scene, j])) for j in range(19)]
+        ranks.append(sum(d < wind for d in draws))
+    counts = np.bincount(ranks, minlength=20)
+    expected = len(ranks) / 20
+    assert ((counts - expected) ** 2 / expected).sum() < 43.8, counts
 
 
 def test_ground_truth_shapes_and_conventions():
