@@ -31,20 +31,26 @@ LOG_EVERY = typer.Option(20, "--log-every", help="Steps between MLflow loss logs
 MAX_FAILURES = typer.Option(2, "--max-failures", help="Worker failures Ray Train recovers from (restart from the last checkpoint).")
 MLFLOW_URI = typer.Option(None, "--mlflow-uri", help="MLflow tracking URI (default: sqlite file OUT/mlflow.db).")
 SEED = typer.Option(0, "--seed", help="Random seed of initialisation and noise.")
+LR_SCHEDULE = typer.Option("constant", "--lr-schedule",
+                           help="Learning-rate schedule after warm-up: constant, cosine (decays to 0 at --max-steps) "
+                                "or linear (likewise).")
+WARMUP_STEPS = typer.Option(0, "--warmup-steps", help="Steps of linear learning-rate warm-up from 0.")
 EMA_DECAY = typer.Option(0.999, "--ema-decay", help="Decay of the EMA weights that are saved (lower for short runs, "
                                                     "e.g. 0.995 for a few thousand steps).")
 
 
 def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
                  num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int,
-                 ema_decay: float = 0.999, threads_per_worker: int | None = None):
+                 ema_decay: float = 0.999, threads_per_worker: int | None = None, lr_schedule: str = "constant",
+                 warmup_steps: int = 0):
     """The TrainConfig of the shared options."""
     from gid.stages.training import TrainConfig
 
     return TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                        checkpoint_every=checkpoint_every, log_every=log_every, num_workers=num_workers,
                        use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed,
-                       ema_decay=ema_decay, threads_per_worker=threads_per_worker)
+                       ema_decay=ema_decay, threads_per_worker=threads_per_worker, lr_schedule=lr_schedule,
+                       warmup_steps=warmup_steps)
 
 
 def _report(result) -> None:
@@ -60,7 +66,7 @@ def train_vae(
     learning_rate: float = typer.Option(1e-3, "--learning-rate", help="AdamW learning rate."),
     checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
     mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
-    threads_per_worker: int = THREADS_PER_WORKER,
+    threads_per_worker: int = THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Random frequency slices of each clip per step."),
     moving_weight: float = typer.Option(
         DEFAULT_MOVING_WEIGHT, "--moving-weight",
@@ -73,7 +79,7 @@ def train_vae(
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker)
+                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker, lr_schedule, warmup_steps)
     _report(fit(task, cfg, out))
 
 
@@ -87,7 +93,7 @@ def train_motion(
     learning_rate: float = typer.Option(5e-4, "--learning-rate", help="AdamW learning rate."),
     checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY,
     max_failures: int = MAX_FAILURES, mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
-    threads_per_worker: int = THREADS_PER_WORKER,
+    threads_per_worker: int = THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Stage 1: random frequency slices of each clip per step."),
 ) -> None:
     """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/bundle.json."""
@@ -96,7 +102,7 @@ def train_motion(
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker)
+                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker, lr_schedule, warmup_steps)
     _report(fit(task, cfg, out))
 
 

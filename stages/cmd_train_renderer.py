@@ -6,8 +6,8 @@ from pathlib import Path
 import typer
 
 from gid.stages.cmd_train import (
-    CHECKPOINT_EVERY, LOG_EVERY, MAX_FAILURES, MAX_STEPS, MLFLOW_URI, NUM_WORKERS, OUT, SEED, THREADS_PER_WORKER,
-    USE_GPU, _report, train_app, train_config,
+    CHECKPOINT_EVERY, LOG_EVERY, LR_SCHEDULE, MAX_FAILURES, MAX_STEPS, MLFLOW_URI, NUM_WORKERS, OUT, SEED,
+    THREADS_PER_WORKER, USE_GPU, WARMUP_STEPS, _report, train_app, train_config,
 )
 
 
@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         learning_rate: float = typer.Option(5e-4, "--learning-rate", help="AdamW learning rate."),
         checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
         mlflow_uri: str = MLFLOW_URI, seed: int = SEED, threads_per_worker: int = THREADS_PER_WORKER,
+        lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     ) -> None:
         """Train the frame renderer (§5): writes OUT/renderer (used by `gid animate` and `gid render`)."""
         from gid.pipeline.render_losses import RenderLossConfig
@@ -39,5 +40,6 @@ def register(app: typer.Typer) -> None:
         loss = RenderLossConfig(focus=focus, vgg_path=str(vgg) if vgg else None)
         task = RendererTask(data, config, loss, max_pairs=max_pairs)
         cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                           max_failures, mlflow_uri, seed, threads_per_worker=threads_per_worker)
+                           max_failures, mlflow_uri, seed, threads_per_worker=threads_per_worker,
+                           lr_schedule=lr_schedule, warmup_steps=warmup_steps)
         _report(fit(task, cfg, out))

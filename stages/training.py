@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "train_state.json"
+LR_SCHEDULES = ("constant", "cosine", "linear")  # diffusers.optimization.get_scheduler names, all with warmup
 
 
 @dataclass
@@ -39,6 +40,8 @@ class TrainConfig:
     max_steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 2e-4
+    lr_schedule: str = "constant"  # a diffusers.optimization schedule name: constant, cosine, linear, …
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -63,6 +66,10 @@ class TrainConfig:
             raise ValueError(f"--learning-rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0 <= self.warmup_steps < self.max_steps:
+            raise ValueError(f"--warmup-steps must be in [0, --max-steps), got {self.warmup_steps}")
         if self.max_failures < 0:
             raise ValueError(f"--max-failures must be ≥ 0, got {self.max_failures}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
@@ -180,7 +187,7 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
-def _save_checkpoint(path: Path, model, ema: _EMA, optimizer, state: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, model, ema: _EMA, optimizer, lr_scheduler, state: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -191,6 +198,7 @@ def _save_checkpoint(path: Path, model, ema: _EMA, optimizer, state: dict[str, A
     save_file(weights, str(path / "model.safetensors"))
     save_file(shadow, str(path / "ema.safetensors"))
     torch.save(optimizer.state_dict(), path / "optimizer.pt")
+    torch.save(lr_scheduler.state_dict(), path / "lr_scheduler.pt")
     (path / STATE_FILE).write_text(json.dumps(state, indent=1))
 
 
@@ -221,6 +229,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
     import torch.distributed as dist
+    from diffusers.optimization import get_scheduler
     from ray.experimental.tqdm_ray import tqdm
 
     task: TrainingTask = loop_config["task"]
@@ -238,6 +247,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         task.init_model(model, device)
     ema = _EMA(model, cfg.ema_decay)
     optimizer = torch.optim.AdamW(task.trainable_parameters(model), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    lr_scheduler = get_scheduler("constant_with_warmup" if cfg.lr_schedule == "constant" else cfg.lr_schedule,
+                                 optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
     if checkpoint is not None:
         from safetensors.torch import load_file
 
@@ -246,6 +257,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
             ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
             optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
+            lr_scheduler.load_state_dict(torch.load(os.path.join(folder, "lr_scheduler.pt"), weights_only=True))
     start_step = state["step"]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model = ray.train.torch.prepare_model(model)
@@ -295,11 +307,12 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         step += 1
+        lr = lr_scheduler.get_last_lr()[0]
         if flag.item() > 0:
             optimizer.step()
             ema.update(_unwrap(model), step)
             consecutive_bad = 0
-            for key, value in {"loss": float(loss.detach()), **parts}.items():
+            for key, value in {"loss": float(loss.detach()), "lr": lr, **parts}.items():
                 logs[key] = logs.get(key, 0.0) + value
             logs["_n"] = logs.get("_n", 0) + 1
         else:
@@ -312,6 +325,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
             if consecutive_bad >= cfg.max_nan_steps:
                 raise ValueError(f"{consecutive_bad} steps in a row had a non-finite loss or gradient; "
                                  "check the data for NaN/inf or lower --learning-rate")
+        lr_scheduler.step()  # on skipped steps too: the schedule follows the step count
         if progress is not None:
             progress.update(1)
         if step % cfg.log_every == 0 or step == cfg.max_steps:
@@ -329,7 +343,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
                       "worker_cpu_s": time.process_time() - cpu_start, **(metrics or {})}
             if rank == 0:
                 with tempfile.TemporaryDirectory() as folder:
-                    _save_checkpoint(Path(folder), _unwrap(model), ema, optimizer, state)
+                    _save_checkpoint(Path(folder), _unwrap(model), ema, optimizer, lr_scheduler, state)
                     ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(folder))
                 for logged, at in unlogged:
                     mlflow.log_metrics(logged, step=at)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -81,10 +82,18 @@ def _weights(folder: Path) -> tuple[float, float]:
     return float(w["weight"].reshape(-1)[0]), float(w["bias"].reshape(-1)[0])
 
 
+def _cosine_lr(step: int, base: float, warmup: int, total: int) -> float:
+    """Learning rate of optimizer step ``step`` (1-based): linear warm-up, then half a cosine to 0."""
+    i = step - 1
+    return base * (i / warmup if i < warmup else 0.5 * (1 + math.cos(math.pi * (i - warmup) / (total - warmup))))
+
+
 def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
-    """Rank 1 dies at step 30; Ray Train restarts both workers from the step-25 checkpoint and ends at 60."""
-    cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=0.1, checkpoint_every=25, log_every=10,
-                      num_workers=2, max_failures=1, ema_decay=0.0, shuffle_buffer=0)
+    """Rank 1 dies at step 30; Ray Train restarts both workers from the step-25 checkpoint and ends at 60,
+    with the optimizer and the learning-rate schedule where the checkpoint left them."""
+    cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=0.5, lr_schedule="cosine", warmup_steps=5,
+                      checkpoint_every=25, log_every=10, num_workers=2, max_failures=1, ema_decay=0.0,
+                      shuffle_buffer=0)
     task = LineTask(crash_at=30, marker=str(tmp_path / "crashed"))
     result = fit(task, cfg, tmp_path / "out")
     assert (tmp_path / "crashed").exists()  # the failure did happen
@@ -98,6 +107,13 @@ def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
 
     client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
     assert [m.step for m in client.get_metric_history(result.mlflow_run_id, "loss")] == [10, 20, 30, 40, 50, 60]
+    # The logged lr is the mean over each window's steps; after the restart the window ending at 30 holds
+    # steps 26–30 only, which continue the schedule (a schedule restarted at 0 would be in warm-up again).
+    windows = {10: range(1, 11), 20: range(11, 21), 30: range(26, 31), 40: range(31, 41), 50: range(41, 51),
+               60: range(51, 61)}
+    logged = {m.step: m.value for m in client.get_metric_history(result.mlflow_run_id, "lr")}
+    expected = {end: np.mean([_cosine_lr(s, 0.5, 5, 60) for s in steps]) for end, steps in windows.items()}
+    assert logged == pytest.approx(expected, rel=1e-6)
 
     # Running the finished command again resumes at step 60 and trains no further.
     again = fit(LineTask(), cfg, tmp_path / "out")
@@ -152,6 +168,10 @@ def test_train_config_rejects_bad_values():
         TrainConfig(learning_rate=-1)
     with pytest.raises(ValueError, match="--threads-per-worker"):
         TrainConfig(threads_per_worker=0)
+    with pytest.raises(ValueError, match="--lr-schedule must be one of constant, cosine, linear"):
+        TrainConfig(lr_schedule="exponential")
+    with pytest.raises(ValueError, match="--warmup-steps"):
+        TrainConfig(max_steps=10, warmup_steps=10)
 
 
 def test_fit_is_independent_of_a_callers_active_mlflow_experiment(tmp_path):
