@@ -36,21 +36,29 @@ def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
 
 
 def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
-                 ylabel: str = "mean amplitude |S_k| (px)") -> Path:
-    """Line plot (log y) of per-frequency curves ``{label: (K,)}`` (amplitudes or their errors), saved as PNG."""
+                 ylabel: str = "mean amplitude |S_k| (px)", log_y: bool = True) -> Path:
+    """Line plot of per-frequency curves ``{label: (K,)}`` (amplitudes, their errors or error ratios), saved as PNG.
+
+    ``log_y``: logarithmic y axis (amplitudes fall off roughly exponentially with k); off for ratios.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(6 + 2.5 * (len(curves) > 3), 3.5), dpi=110)
     for label, curve in curves.items():
-        ax.semilogy(freqs_hz, np.maximum(curve, 1e-6), marker="o", ms=3, label=label)
+        ax.plot(freqs_hz, np.maximum(curve, 1e-6) if log_y else curve, marker="o", ms=3, label=label)
+    if log_y:
+        ax.set_yscale("log")
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    if len(curves) > 3:  # beside the axes, where it hides no curve
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize="small")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
