@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gid.pipeline.dynamics import displacement, integrate, modal_basis, simulate, substeps_for
+from gid.stages.options import parse_size
 from timing import best_ms
 
 
@@ -86,7 +87,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--browser", action="store_true", help="also time the page's per-frame work in Chromium")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     T, K, fps = args.frames, args.num_freqs, args.fps
     rng = np.random.default_rng(0)
     spectral = rng.normal(size=(K, 4, height, width)).astype(np.float32)

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from gid.datasets.synthetic import SynthConfig, generate_video
+from gid.stages.options import parse_size
 
 
 def write_long_video(path: Path, seconds: float, width: int, height: int, fps: int = 30, seed: int = 3) -> Path:
@@ -78,7 +79,7 @@ def measure(video: Path, out: Path, num_cpus: int, frames: int, size: str) -> di
     from gid.stages.preprocess import PreprocessConfig, run_preprocess
     from gid.stages.ray_runtime import init_ray
 
-    width, height = (int(v) for v in size.split("x"))
+    width, height = parse_size(size)
     shutil.rmtree(out, ignore_errors=True)
     init_ray(num_cpus=num_cpus)
     try:
@@ -109,7 +110,7 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=float, default=1024, help="peak RSS allowed per Ray worker process")
     parser.add_argument("--work", type=Path, default=Path("/tmp/gid-memory"), help="folder for videos and outputs")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     args.work.mkdir(parents=True, exist_ok=True)
     results = {}
     for seconds in args.seconds:

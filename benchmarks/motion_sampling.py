@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from gid.stages.options import parse_size
+
 
 def timed(fn, repeats: int) -> float:
     fn()
@@ -44,7 +46,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     preset = get_preset(args.preset)
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     k = 16
     vae = SpectralVAE(**preset.vae)
     f = vae.latent_factor

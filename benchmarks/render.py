@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from gid.pipeline.motion_pipeline import write_random_bundle
+from gid.stages.options import parse_size
 
 
 def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="run the actor on CUDA")
     args = parser.parse_args()
     sizes = sorted({int(b) for b in args.batch_sizes.split(",")} | {1})
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or write_random_bundle(Path(tmp) / "bundle", args.frames)
         cfg = RenderConfig(model=model, out=Path(tmp) / "out", frames=args.frames, num_inference_steps=args.steps,

@@ -17,6 +17,7 @@ import torch
 from gid.datasets.synthetic import SynthConfig, generate_video
 from gid.pipeline.render import render_video
 from gid.pipeline.renderer import FrameRenderer
+from gid.stages.options import parse_size
 from timing import best_ms
 
 
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="frames per renderer call")
     parser.add_argument("--device", default="cpu", help="torch device of the learned renderer")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     video = generate_video(0, 0, SynthConfig(num_frames=args.frames, width=width, height=height))
     image, traj = video.frames[0], video.trajectories
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gid.stages.options import parse_size
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,7 +43,7 @@ def main() -> None:
     from gid.stages.training import TrainConfig, fit
 
     lpips = load_lpips(args.lpips_vgg, args.lpips_lin) if args.lpips_vgg else None
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     cfg = SynthConfig(num_frames=args.frames, width=width, height=height)
     with tempfile.TemporaryDirectory() as tmp:
         data = write_synthetic_render_clips(Path(tmp) / "pairs", args.train, cfg, seed=0, target_frames=args.targets)

@@ -27,6 +27,7 @@ import time
 import torch
 
 from gid.kernels import softsplat, softsplat_reference
+from gid.stages.options import parse_size
 
 # Peak memory bandwidth in GB/s by device-name fragment (vendor data sheets); first match wins.
 PEAK_GBS = [
@@ -150,7 +151,7 @@ def main() -> None:
     print(header)
     gen = torch.Generator().manual_seed(0)
     for size in args.sizes.split(","):
-        width, height = (int(v) for v in size.split("x"))
+        width, height = parse_size(size)
         for channels in (int(c) for c in args.channels.split(",")):
             shape = (args.batch, channels, height, width)
             x = torch.rand(shape, generator=gen).to(device)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
+from gid.stages.options import parse_size
 from timing import best_ms
 
 
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("--num-freqs", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     T, K = args.frames, args.num_freqs
     rng = np.random.default_rng(0)
     traj = rng.normal(size=(T, 2, height, width)).astype(np.float32)
