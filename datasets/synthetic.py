@@ -139,6 +139,11 @@ def _sway_terms(rng: np.random.Generator, cfg: SynthConfig, h_rel: float, thick_
     return freqs, amps
 
 
+def _draw_phases(rng: np.random.Generator, count: int) -> list[float]:
+    """``count`` independent phases (radians), uniform on [0, 2π)."""
+    return [float(p) for p in rng.uniform(0, 2 * math.pi, count)]
+
+
 def _draw_gust(rng: np.random.Generator, wind: float) -> tuple[float, float]:
     """The slow gust shared by a scene: frequency (Hz) and amplitude (px at full frame height)."""
     return float(rng.uniform(0.2, 0.45)), float(wind * rng.uniform(1.0, 3.0))
@@ -162,7 +167,7 @@ def _make_plant(rng: np.random.Generator, cfg: SynthConfig, wind: float, gust: t
         num_leaves=int(rng.integers(2, 6)),
         freqs=freqs,
         amps=amps,
-        phases=[float(p) for p in rng.uniform(0, 2 * math.pi, len(freqs))],
+        phases=_draw_phases(rng, len(freqs)),
     )
 
 
@@ -184,7 +189,7 @@ def _redraw_unseen_motion(plants: list[Plant], cfg: SynthConfig, rng: np.random.
     gust = _draw_gust(rng, wind)
     for plant, ratio in zip(plants, lean_ratio):
         plant.freqs, plant.amps = _sway_terms(rng, cfg, plant.height / cfg.height, wind / ratio, wind, gust)
-        plant.phases = [float(p) for p in rng.uniform(0, 2 * math.pi, len(plant.freqs))]
+        plant.phases = _draw_phases(rng, len(plant.freqs))
     return float(wind)
 
 
@@ -274,7 +279,7 @@ def generate_video(seed: int, index: int = 0, config: SynthConfig | None = None,
     if phase_seed is not None:
         phase_rng = np.random.default_rng(np.random.SeedSequence([seed, index, phase_seed]))
         for plant in plants:
-            plant.phases = [float(p) for p in phase_rng.uniform(0, 2 * math.pi, len(plant.phases))]
+            plant.phases = _draw_phases(phase_rng, len(plant.phases))
     if unseen_seed is not None:
         _redraw_unseen_motion(plants, cfg, np.random.default_rng(np.random.SeedSequence([seed, index, unseen_seed, 1])))
     layers = [_draw_plant(p, height, width, rng) for p in plants]  # back to front

@@ -1,9 +1,9 @@
 """Synthetic ground truth: deterministic, consistent with its own pixels, clear errors."""
+import copy
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-import copy
 
 from gid.datasets.synthetic import (LEAN_PER_WIND, THICKNESS_RANGE, WIND_RANGE, SynthConfig, _draw_gust, _make_plant,
                                     _redraw_unseen_motion, generate_video, load_ground_truth, warp_consistency_psnr)
