@@ -40,17 +40,13 @@ EMA_DECAY = typer.Option(0.999, "--ema-decay", help="Decay of the EMA weights th
 
 
 def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
-                 num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int,
-                 ema_decay: float = 0.999, threads_per_worker: int | None = None, lr_schedule: str = "constant",
-                 warmup_steps: int = 0):
-    """The TrainConfig of the shared options."""
+                 num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int, **options):
+    """The TrainConfig of the shared options; ``options`` sets further TrainConfig fields (ema_decay, …)."""
     from gid.stages.training import TrainConfig
 
     return TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                        checkpoint_every=checkpoint_every, log_every=log_every, num_workers=num_workers,
-                       use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed,
-                       ema_decay=ema_decay, threads_per_worker=threads_per_worker, lr_schedule=lr_schedule,
-                       warmup_steps=warmup_steps)
+                       use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, **options)
 
 
 def _report(result) -> None:
@@ -79,7 +75,8 @@ def train_vae(
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker, lr_schedule, warmup_steps)
+                       max_failures, mlflow_uri, seed, ema_decay=ema_decay, threads_per_worker=threads_per_worker,
+                       lr_schedule=lr_schedule, warmup_steps=warmup_steps)
     _report(fit(task, cfg, out))
 
 
@@ -102,7 +99,8 @@ def train_motion(
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
     cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay, threads_per_worker, lr_schedule, warmup_steps)
+                       max_failures, mlflow_uri, seed, ema_decay=ema_decay, threads_per_worker=threads_per_worker,
+                       lr_schedule=lr_schedule, warmup_steps=warmup_steps)
     _report(fit(task, cfg, out))
 
 

@@ -40,7 +40,7 @@ class TrainConfig:
     max_steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 2e-4
-    lr_schedule: str = "constant"  # a diffusers.optimization schedule name: constant, cosine, linear, …
+    lr_schedule: str = "constant"  # one of LR_SCHEDULES, after --warmup-steps of linear warm-up
     warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
