@@ -16,18 +16,15 @@ resolution), L1 on ``sqrt(A_k / s_k)`` (Eq. 4's compression, so every k counts),
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from motion_learning import load_train_test, train_test_parser
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=Path, required=True, help="clip table to train on")
-    parser.add_argument("--test", type=Path, required=True, help="held-out clip table")
+    parser = train_test_parser(__doc__)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
@@ -36,16 +33,11 @@ def main() -> None:
     import torch
     from diffusers import UNet2DModel
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from motion_learning import load_clips
-
     from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask
-    from gid.pipeline.normalize import load_scales
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    scales = load_scales(args.train / "freq_scales.json")
-    train, test = load_clips(args.train, scales), load_clips(args.test, scales)
+    scales, train, test = load_train_test(args.train, args.test)
     scale = torch.tensor(scales, dtype=torch.float32)[None, :, None, None]
     target = (torch.from_numpy(amplitude(train["spectral"]).astype(np.float32)) / scale).sqrt()
     truth, moving = amplitude(test["spectral"]), moving_mask(test["spectral"])

@@ -93,6 +93,22 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def train_test_parser(description: str) -> argparse.ArgumentParser:
+    """The ``--train`` / ``--test`` clip tables of the diagnostics that reuse this benchmark's data."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, required=True, help="clip table to train on")
+    parser.add_argument("--test", type=Path, required=True, help="held-out clip table")
+    return parser
+
+
+def load_train_test(train: Path, test: Path) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The training table's frequency scales and both tables decoded with them (:func:`load_clips`)."""
+    from gid.pipeline.normalize import load_scales
+
+    scales = load_scales(train / "freq_scales.json")
+    return scales, load_clips(train, scales), load_clips(test, scales)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("/tmp/motion_learning"))

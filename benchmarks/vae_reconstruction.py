@@ -14,18 +14,15 @@ pixels (``gid train vae --moving-weight``); ``w = 0`` is the paper's §7 loss.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from motion_learning import load_train_test, train_test_parser
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=Path, required=True, help="clip table to train on")
-    parser.add_argument("--test", type=Path, required=True, help="held-out clip table")
+    parser = train_test_parser(__doc__)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--moving-weight", type=float, default=0.0)
@@ -36,19 +33,16 @@ def main() -> None:
 
     import torch
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from motion_learning import load_clips
-
     from gid.pipeline.motion_presets import get_preset
-    from gid.pipeline.normalize import denormalize, load_scales, normalize
+    from gid.pipeline.normalize import denormalize, normalize
     from gid.pipeline.vae import SpectralVAE, vae_loss
     from gid.stages.motion_tasks import pick_slices
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    scales = load_scales(args.train / "freq_scales.json")
-    train = torch.from_numpy(normalize(load_clips(args.train, scales)["spectral"], scales).astype(np.float32))
-    truth = load_clips(args.test, scales)["spectral"][:args.eval_clips]
+    scales, train_clips, test_clips = load_train_test(args.train, args.test)
+    train = torch.from_numpy(normalize(train_clips["spectral"], scales).astype(np.float32))
+    truth = test_clips["spectral"][:args.eval_clips]
     held_out = torch.from_numpy(normalize(truth, scales).astype(np.float32))
     amp_true = np.linalg.norm(truth, axis=2)
     moving = amp_true > 0.05
