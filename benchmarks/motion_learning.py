@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--test-videos", type=int, default=16)
     parser.add_argument("--size", default="64x48")
     parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--vae-steps", type=int, default=800)
+    parser.add_argument("--vae-steps", type=int, default=2400)
     parser.add_argument("--unet-steps", type=int, default=1500)
     parser.add_argument("--stage2-steps", type=int, default=100)
     parser.add_argument("--num-workers", type=int, default=1)
