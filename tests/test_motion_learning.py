@@ -1,11 +1,12 @@
 """The motion model learns: trained through `gid train`'s machinery on synthetic plants with exact motion,
 its sampled motion on held-out images has a lower amplitude error than the training-set mean spectrum.
 
-CI budget (600 VAE + 800 U-Net steps, one worker with 2 threads, T = 60): one sample per held-out image has a lower
-amplitude error than the training-set mean over all pixels, and is not the trivial answer that
-also wins there (no motion): on the pixels that move it beats zero motion, and its amplitude map
-follows where the ground truth moves (correlation). On the moving pixels alone a model this short-
-trained only ties the mean; benchmarks/motion_learning.py measures the longer run of docs/motion.md."""
+CI budget (1 800 VAE + 800 U-Net steps, one worker with 2 threads, T = 60): on the pixels that move, the
+amplitude averaged over 4 samples per held-out image (the model's expected amplitude, like-for-like
+with the mean) has a lower error than the training-set mean; over all pixels one sample beats the
+mean too; on the moving pixels one sample beats zero motion (the trivial answer that wins over all
+pixels), and its amplitude map follows where the ground truth moves (correlation).
+benchmarks/motion_learning.py measures the longer run of docs/motion.md."""
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,7 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
 
     train, test = _clips(tmp_path, "train", 32, seed=3), _clips(tmp_path, "test", 6, seed=4)
     bundle = tmp_path / "bundle"
-    fit(VAETask(train, bundle), TrainConfig(max_steps=600, batch_size=4, learning_rate=2e-3, checkpoint_every=600,
+    fit(VAETask(train, bundle), TrainConfig(max_steps=1800, batch_size=4, learning_rate=2e-3, checkpoint_every=1800,
                                             log_every=100, num_workers=1, threads_per_worker=2), bundle)
     fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
                                                checkpoint_every=800, log_every=100, num_workers=1,
@@ -58,8 +59,9 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
     _, _, train_amp = _amplitudes(train, scales)
     images, gt_spec, gt_amp = _amplitudes(test, scales)
     pipe = MotionPipeline.from_bundle(bundle)
-    sampled = amplitude(pipe(torch.from_numpy(images), num_inference_steps=20, guidance_scale=0.0, seed=0,
-                             progress=False).numpy())
+    samples = [amplitude(pipe(torch.from_numpy(images), num_inference_steps=20, guidance_scale=0.0, seed=seed,
+                              progress=False).numpy()) for seed in (0, 1000, 2000, 3000)]
+    sampled = samples[0]
     moving = moving_mask(gt_spec)
     mean_amp = train_amp.mean(axis=0, keepdims=True)
     total, truth = sampled[:, 1:].sum(axis=1), gt_amp[:, 1:].sum(axis=1)  # (N, H, W) amplitude over k ≥ 1
@@ -68,8 +70,10 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
               "mean moving": amplitude_error(mean_amp, gt_amp, moving).mean(),
               "zero moving": amplitude_error(np.zeros_like(mean_amp), gt_amp, moving).mean(),
               "sample moving": amplitude_error(sampled, gt_amp, moving).mean(),
+              "4 samples moving": amplitude_error(np.mean(samples, axis=0), gt_amp, moving).mean(),
               "correlation": np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(total, truth)])}
     print(errors)
+    assert errors["4 samples moving"] < 0.92 * errors["mean moving"], errors
     assert errors["sample all"] < 0.9 * errors["mean all"], errors
     assert errors["sample moving"] < 0.95 * errors["zero moving"], errors
     assert errors["correlation"] > 0.4, errors
