@@ -11,9 +11,17 @@ when it fills up (a long 4K video or a big batch of clips in flight must never t
 
 When joining an existing cluster these settings belong to that cluster (``ray start`` flags or the
 KubeRay spec), so the local-only arguments are ignored there.
+
+A local Ray runs without the dashboard (it would cost seconds of start-up and ``ray[default]``). Ray
+Train's placement-group cleaner asks the dashboard's State API once a second whether the training
+controller is alive, and without it logs a warning each time: hundreds of lines per training run.
+:func:`quiet_state_api_warnings` runs in every worker process of a local Ray and drops that one
+logger's warnings; the cleaner only matters when a controller dies, and a local session's placement
+groups end with the session anyway.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -45,6 +53,14 @@ def spill_directory(spill_dir: str | os.PathLike | None = None) -> Path:
     return directory
 
 
+PLACEMENT_GROUP_CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+
+
+def quiet_state_api_warnings() -> None:
+    """Worker setup hook of a local Ray: drop the placement-group cleaner's warnings (module docstring)."""
+    logging.getLogger(PLACEMENT_GROUP_CLEANER_LOGGER).setLevel(logging.ERROR)
+
+
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
              object_store_memory: int | None = None, spill_dir: str | os.PathLike | None = None,
              log_to_driver: bool = False) -> bool:
@@ -70,7 +86,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
     if object_store_memory is not None and object_store_memory < 78 * 1024 * 1024:
         raise ValueError(f"object_store_memory must be at least 78 MiB (Ray's minimum), got {object_store_memory} bytes")
     ray.init(num_cpus=num_cpus, num_gpus=num_gpus, object_store_memory=object_store_memory,
-             object_spilling_directory=str(spill_directory(spill_dir)), **common)
+             object_spilling_directory=str(spill_directory(spill_dir)),
+             runtime_env={"worker_process_setup_hook": quiet_state_api_warnings}, **common)
     return True
 
 

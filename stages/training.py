@@ -380,7 +380,6 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     from gid.stages.ray_runtime import init_ray
 
     out = Path(out).resolve()
-    dataset = task.dataset()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -389,7 +388,10 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     previous = latest_checkpoint(storage / task.name)
     if previous is not None:
         check_compatible(previous, task.config_dict())
-    init_ray(log_to_driver=True)  # joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session
+    # Joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session. Before
+    # task.dataset(): Ray Data's readers would otherwise start a default Ray without these settings.
+    init_ray(log_to_driver=True)
+    dataset = task.dataset()
     if cfg.cache_data:
         dataset = dataset.materialize()
     uri = cfg.mlflow_uri or f"sqlite:///{out / 'mlflow.db'}"
