@@ -45,17 +45,15 @@ ray.shutdown()
 
 
 @pytest.mark.ray
-def test_gid_train_runs_on_gids_own_local_ray_without_state_api_warnings(tmp_path):
+def test_gid_train_runs_on_gids_own_local_ray_without_state_api_warnings(tmp_path, synth_small):
     """`gid train` must start Ray through init_ray before Ray Data reads the clips (a reader would start a
     default Ray without the spill folder), and that Ray must not print Ray Train's placement-group
     cleaner warning once a second (it cannot reach the State API without the dashboard)."""
     import os
 
     from gid.datasets.clips import synthetic_to_clips
-    from gid.datasets.synthetic import SynthConfig, write_dataset
 
-    write_dataset(tmp_path / "synth", 2, SynthConfig(num_frames=20, width=64, height=48), seed=0, progress=False)
-    data = synthetic_to_clips(tmp_path / "synth", tmp_path / "clips")
+    data = synthetic_to_clips(synth_small, tmp_path / "clips")
     env = {**os.environ, "GID_SPILL_DIR": str(tmp_path / "spill")}
     env.pop("RAY_ADDRESS", None)
     run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "train", "vae", "--data", str(data), "--out",
