@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from motion_learning import load_train_test, train_test_parser
+from motion_learning import load_train_test, per_image_summary, train_test_parser
 
 
 def main() -> None:
@@ -57,12 +57,17 @@ def main() -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step % args.eval_every == 0:
+        if step % args.eval_every == 0 or step == args.steps:
             with torch.no_grad():
                 predicted = (net(held_out, 0).sample.clamp(min=0) ** 2 * scale).numpy()
             print(f"{step:5d} {time.perf_counter() - tic:7.0f} {float(loss.detach()):7.4f} "
                   f"{amplitude_error(predicted, truth, moving).mean():10.3f} {amplitude_error(predicted, truth).mean():7.3f}",
                   flush=True)
+    summary = per_image_summary(predicted, truth, moving, amplitude(train["spectral"]).mean(axis=0, keepdims=True))
+    wins = summary["images_beating_mean"]
+    print(f"held-out images beating the training-set mean (moving px, all k; k ≥ 1): {wins[0]} / {len(truth)}; "
+          f"{wins[1]} / {len(truth)}; whole-image amount of motion against the truth's: log-log slope "
+          f"{summary['amount_slope']:.2f}, correlation {summary['amount_correlation']:.2f}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,6 +122,26 @@ def per_image_error(amp: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> np.nda
     amp = np.broadcast_to(amp, gt.shape)
     errors = [amplitude_error(amp[i:i + 1], gt[i:i + 1], mask[i:i + 1]) for i in range(len(gt))]
     return np.array([[e.mean(), e[1:].mean()] for e in errors])
+
+
+def motion_amount(amp: np.ndarray) -> np.ndarray:
+    """``(N,)``: Σ_{k ≥ 1} A_k over all pixels of each image of ``amp`` ``(N, K, H, W)``: how much it moves,
+    whatever the frequency and wherever the motion lands."""
+    return amp[:, 1:].sum(axis=(1, 2, 3))
+
+
+def per_image_summary(amp: np.ndarray, gt: np.ndarray, mask: np.ndarray, mean_amp: np.ndarray) -> dict[str, Any]:
+    """How a prediction ``amp`` ``(N, K, H, W)`` fares image by image against the training-set mean ``mean_amp``.
+
+    ``images_beating_mean``: ``[all k, k ≥ 1]`` counts of images whose moving-pixel error is below
+    the mean's there; ``amount_slope`` / ``amount_correlation``: the log-log slope and the correlation of the
+    predicted :func:`motion_amount` against the truth's over the images (slope 1: it scales with the truth).
+    """
+    wins = (per_image_error(amp, gt, mask) < per_image_error(mean_amp, gt, mask)).sum(axis=0)
+    truth, predicted = motion_amount(gt), motion_amount(amp)
+    return {"images_beating_mean": wins.tolist(),
+            "amount_slope": float(np.polyfit(np.log(truth), np.log(np.maximum(predicted, 1e-9)), 1)[0]),
+            "amount_correlation": float(np.corrcoef(truth, predicted)[0, 1])}
 
 
 def main() -> None:
@@ -226,14 +247,15 @@ def main() -> None:
         print(f"{name:50s} {all_px.mean():7.3f} {moving.mean():7.3f} {averaged_text} {seam:6.2f}")
     print(f"{'ground truth':50s} {'':7s} {'':7s} {'':17s} {'':12s} "
           f"{float(np.median(seam_error(held_out['spectral'], args.frames))):6.2f}")
-    print(f"\nheld-out images on which the amplitude averaged over {n} samples beats the training-set mean "
-          f"(moving px; k ≥ 1):")
-    mean_per_image = per_image_error(mean_amp, gt, mask)
+    print(f"\nimage by image, amplitude averaged over {n} samples: held-out images beating the training-set mean "
+          f"(moving px, all k; k ≥ 1), and the whole-image amount of motion against the truth's")
     for name, amp in amps.items():
         if len(amp) > 1:
-            wins = (per_image_error(np.mean(amp, axis=0), gt, mask) < mean_per_image).sum(axis=0)
-            report["errors"][name]["images_beating_mean"] = wins.tolist()
-            print(f"  {name:50s} {wins[0]:2d} / {len(gt)}; {wins[1]:2d} / {len(gt)}")
+            summary = per_image_summary(np.mean(amp, axis=0), gt, mask, mean_amp)
+            report["errors"][name].update(summary)
+            wins = summary["images_beating_mean"]
+            print(f"  {name:50s} {wins[0]:2d} / {len(gt)}; {wins[1]:2d} / {len(gt)}   amount: log-log slope "
+                  f"{summary['amount_slope']:.2f}, correlation {summary['amount_correlation']:.2f}")
     print(f"\ntiming: {json.dumps({k: v for k, v in timing.items()}, default=str)}")
     (out / "motion_learning.json").write_text(json.dumps(report, indent=1))
     hz = frequencies_hz(gt.shape[1], args.frames, 30.0)
