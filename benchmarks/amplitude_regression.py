@@ -39,10 +39,12 @@ def main() -> None:
     torch.manual_seed(0)
     scales, train, test = load_train_test(args.train, args.test)
     scale = torch.tensor(scales, dtype=torch.float32)[None, :, None, None]
-    target = (torch.from_numpy(amplitude(train["spectral"]).astype(np.float32)) / scale).sqrt()
+    train_amp = amplitude(train["spectral"])  # (N, K, H, W)
+    mean_amp = train_amp.mean(axis=0, keepdims=True)
+    target = (torch.from_numpy(train_amp.astype(np.float32)) / scale).sqrt()
     truth, moving = amplitude(test["spectral"]), moving_mask(test["spectral"])
     images, held_out = (torch.from_numpy(d["image"]) * 2 - 1 for d in (train, test))
-    mean_error = amplitude_error(amplitude(train["spectral"]).mean(axis=0, keepdims=True), truth, moving).mean()
+    mean_error = amplitude_error(mean_amp, truth, moving).mean()
     net = UNet2DModel(sample_size=tuple(images.shape[-2:]), in_channels=3, out_channels=target.shape[1],
                       block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, attention_head_dim=32,
                       down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
@@ -63,7 +65,7 @@ def main() -> None:
             print(f"{step:5d} {time.perf_counter() - tic:7.0f} {float(loss.detach()):7.4f} "
                   f"{amplitude_error(predicted, truth, moving).mean():10.3f} {amplitude_error(predicted, truth).mean():7.3f}",
                   flush=True)
-    summary = per_image_summary(predicted, truth, moving, amplitude(train["spectral"]).mean(axis=0, keepdims=True))
+    summary = per_image_summary(predicted, truth, moving, mean_amp)
     wins = summary["images_beating_mean"]
     print(f"held-out images beating the training-set mean (moving px, all k; k ≥ 1): {wins[0]} / {len(truth)}; "
           f"{wins[1]} / {len(truth)}; whole-image amount of motion against the truth's: log-log slope "

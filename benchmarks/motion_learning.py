@@ -239,20 +239,21 @@ def main() -> None:
           f"{'same, k ≥ 1':>12s} {'seam':>6s}")
     for name, amp in amps.items():
         all_px, moving = amplitude_error(amp[0], gt), amplitude_error(amp[0], gt, mask)
-        averaged = amplitude_error(np.mean(amp, axis=0), gt, mask)
+        averaged_amp = np.mean(amp, axis=0)
+        averaged = amplitude_error(averaged_amp, gt, mask)
         seam = float(np.median(seam_error(spectra[name][0], args.frames))) if name in spectra else float("nan")
         report["errors"][name] = {"all": all_px.tolist(), "moving": moving.tolist(), "moving_averaged": averaged.tolist(),
                                   "samples": len(amp), "seam_median": seam}
+        if len(amp) > 1:
+            report["errors"][name].update(per_image_summary(averaged_amp, gt, mask, mean_amp))
         averaged_text = f"{averaged.mean():17.3f} {averaged[1:].mean():12.3f}" if len(amp) > 1 else f"{'':17s} {'':12s}"
         print(f"{name:50s} {all_px.mean():7.3f} {moving.mean():7.3f} {averaged_text} {seam:6.2f}")
     print(f"{'ground truth':50s} {'':7s} {'':7s} {'':17s} {'':12s} "
           f"{float(np.median(seam_error(held_out['spectral'], args.frames))):6.2f}")
     print(f"\nimage by image, amplitude averaged over {n} samples: held-out images beating the training-set mean "
           f"(moving px, all k; k ≥ 1), and the whole-image amount of motion against the truth's")
-    for name, amp in amps.items():
-        if len(amp) > 1:
-            summary = per_image_summary(np.mean(amp, axis=0), gt, mask, mean_amp)
-            report["errors"][name].update(summary)
+    for name, summary in report["errors"].items():
+        if summary["samples"] > 1:
             wins = summary["images_beating_mean"]
             print(f"  {name:50s} {wins[0]:2d} / {len(gt)}; {wins[1]:2d} / {len(gt)}   amount: log-log slope "
                   f"{summary['amount_slope']:.2f}, correlation {summary['amount_correlation']:.2f}")
