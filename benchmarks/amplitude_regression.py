@@ -65,8 +65,8 @@ def main() -> None:
             print(f"{step:5d} {time.perf_counter() - tic:7.0f} {float(loss.detach()):7.4f} "
                   f"{amplitude_error(predicted, truth, moving).mean():10.3f} {amplitude_error(predicted, truth).mean():7.3f}",
                   flush=True)
-    summary = per_image_summary(predicted, truth, moving, mean_amp)
-    wins = summary["images_beating_mean"]
+    summary = per_image_summary(predicted, truth, moving, {"training-set mean": mean_amp})
+    wins = summary["images_beating"]["training-set mean"]
     print(f"held-out images beating the training-set mean (moving px, all k; k ≥ 1): {wins[0]} / {len(truth)}; "
           f"{wins[1]} / {len(truth)}; whole-image amount of motion against the truth's: log-log slope "
           f"{summary['amount_slope']:.2f}, correlation {summary['amount_correlation']:.2f}")
