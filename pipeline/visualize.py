@@ -1,4 +1,4 @@
-"""Pictures of motion: flow colour wheel, spectral amplitude per frequency, contact sheets."""
+"""Pictures of motion: flow colour wheel, spectral amplitude per frequency and its images, contact sheets."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,6 +59,66 @@ def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.n
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def default_bins(num_freqs: int) -> list[int]:
+    """Frequency bins worth a look: k = 1, 2, 4, 8 (those below K). k = 0 is the mean offset, not an oscillation."""
+    return [k for k in (1, 2, 4, 8) if k < num_freqs] or [0]
+
+
+def plot_amplitude_maps(path: str | Path, volumes: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
+                        images: np.ndarray | None = None, bins: list[int] | None = None) -> Path:
+    """Amplitude images ``|S_k(p)|`` (px) of spectral volumes side by side, saved as PNG.
+
+    ``volumes``: label → ``(N, K, 4, H, W)`` denormalized volumes of the same N clips (e.g. data and
+    sampled). A row per clip and label, a column per frequency of ``bins`` (default :func:`default_bins`).
+    The rows of one clip share each column's colour scale (its maximum is in the column title), so
+    they compare directly. ``images``: ``(N, 3, H, W)`` in [0, 1], drawn in a first column.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gid.pipeline.motion_metrics import amplitude
+
+    amps = {label: amplitude(v) for label, v in volumes.items()}  # (N, K, H, W)
+    shapes = {label: a.shape for label, a in amps.items()}
+    if len(set(shapes.values())) != 1 or any(len(shape) != 4 for shape in shapes.values()):
+        raise ValueError(f"volumes must all be (N, K, 4, H, W) of one shape, got {shapes}")
+    n, k, h, w = next(iter(shapes.values()))
+    if images is not None and tuple(images.shape) != (n, 3, h, w):
+        raise ValueError(f"images must be {(n, 3, h, w)} to match the volumes, got {tuple(images.shape)}")
+    bins = default_bins(k) if bins is None else bins
+    offset = int(images is not None)
+    rows, cols = n * len(amps), len(bins) + offset
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.5 * rows * h / w + 0.6), dpi=100, squeeze=False)
+    for clip in range(n):
+        top = clip * len(amps)
+        peaks = [max(float(a[clip, b].max()) for a in amps.values()) for b in bins]
+        for row, (label, a) in enumerate(amps.items()):
+            ax_row = axes[top + row]
+            if offset and row == 0:
+                ax_row[0].imshow(images[clip].transpose(1, 2, 0))
+                ax_row[0].set_title(f"clip {clip}: frame 0", fontsize=7)
+            elif offset:
+                ax_row[0].axis("off")
+            for col, (b, peak) in enumerate(zip(bins, peaks)):
+                ax = ax_row[col + offset]
+                ax.imshow(a[clip, b], cmap="magma", vmin=0, vmax=max(peak, 1e-6))
+                if row == 0:
+                    ax.set_title(f"k={b}, {freqs_hz[b]:.1f} Hz (max {peak:.3g} px)", fontsize=7)
+            ax_row[offset].set_ylabel(label, fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -171,19 +171,26 @@ class VAETask(_ClipTask):
         return out / "vae"
 
     def visualize(self, model, out):
+        """Data vs reconstruction of 8 training clips: mean amplitude per frequency, and the amplitude
+        images of two of them."""
         import torch
 
         from gid.pipeline.normalize import denormalize
         from gid.pipeline.spectral import frequencies_hz
-        from gid.pipeline.visualize import mean_amplitude, plot_spectra
+        from gid.pipeline.visualize import mean_amplitude, plot_amplitude_maps, plot_spectra
 
-        x = torch.from_numpy(self._sample_clips(8)["spectral"])
+        clips = self._sample_clips(8)
+        x = torch.from_numpy(clips["spectral"])
         with torch.no_grad():
             recon = model.eval()(x.flatten(0, 1), sample_posterior=False)[0].reshape(x.shape)
-        curves = {"data": mean_amplitude(denormalize(x.numpy(), self.scales)),
-                  "VAE reconstruction": mean_amplitude(denormalize(recon.numpy(), self.scales))}
+        volumes = {"data": denormalize(x.numpy(), self.scales), "VAE": denormalize(recon.numpy(), self.scales)}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "vae_spectrum.png", curves, hz, "VAE: mean amplitude per frequency")]
+        return [plot_spectra(Path(out) / "vae_spectrum.png", {"data": mean_amplitude(volumes["data"]),
+                                                              "VAE reconstruction": mean_amplitude(volumes["VAE"])},
+                             hz, "VAE: mean amplitude per frequency"),
+                plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()}, hz,
+                                    "VAE: amplitude |S_k| of training clips, data vs reconstruction",
+                                    images=clips["image"][:2])]
 
 
 class MotionTask(_ClipTask):
@@ -271,19 +278,22 @@ class MotionTask(_ClipTask):
         return out / "unet"
 
     def visualize(self, model, out):
-        """Mean amplitude per frequency: data vs motion sampled (20 DDIM steps) for 4 training images."""
+        """Data vs motion sampled (20 DDIM steps) for 4 training images: mean amplitude per frequency,
+        and the amplitude images."""
         import torch
 
         from gid.pipeline.motion_pipeline import MotionPipeline
         from gid.pipeline.normalize import denormalize
         from gid.pipeline.spectral import frequencies_hz
-        from gid.pipeline.visualize import mean_amplitude, plot_spectra
+        from gid.pipeline.visualize import mean_amplitude, plot_amplitude_maps, plot_spectra
 
         clips = self._sample_clips(4)
         pipe = MotionPipeline.from_bundle(self.bundle)
         pipe.unet = model.eval()
         sampled = pipe(torch.from_numpy(clips["image"]), num_inference_steps=20, progress=False)
-        curves = {"data": mean_amplitude(denormalize(clips["spectral"], self.scales)),
-                  "sampled": mean_amplitude(sampled.numpy())}
+        volumes = {"data": denormalize(clips["spectral"], self.scales), "sampled": sampled.numpy()}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "motion_spectrum.png", curves, hz, "sampled vs data motion")]
+        return [plot_spectra(Path(out) / "motion_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
+                             hz, "sampled vs data motion"),
+                plot_amplitude_maps(Path(out) / "motion_amplitude.png", volumes, hz,
+                                    "motion: amplitude |S_k| of training clips, data vs sampled", images=clips["image"])]

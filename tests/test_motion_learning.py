@@ -40,6 +40,7 @@ def _amplitudes(data, scales):
 
 
 def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
+    import mlflow
     import torch
 
     from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask
@@ -50,11 +51,17 @@ def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
 
     train, test = _clips(tmp_path, "train", 32, seed=3), _clips(tmp_path, "test", 6, seed=4)
     bundle = tmp_path / "bundle"
-    fit(VAETask(train, bundle), TrainConfig(max_steps=1800, batch_size=4, learning_rate=2e-3, checkpoint_every=1800,
-                                            log_every=100, num_workers=1, threads_per_worker=2), bundle)
-    fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
-                                               checkpoint_every=800, log_every=100, num_workers=1,
-                                               threads_per_worker=2), bundle)
+    runs = [fit(VAETask(train, bundle), TrainConfig(max_steps=1800, batch_size=4, learning_rate=2e-3,
+                                                    checkpoint_every=1800, log_every=100, num_workers=1,
+                                                    threads_per_worker=2), bundle),
+            fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
+                                                       checkpoint_every=800, log_every=100, num_workers=1,
+                                                       threads_per_worker=2), bundle)]
+    # Each MLflow run has its sample visualisations: a spectrum plot and amplitude images.
+    client = mlflow.MlflowClient(f"sqlite:///{bundle / 'mlflow.db'}")
+    for run, name in zip(runs, ("vae", "motion")):
+        assert sorted(a.path for a in client.list_artifacts(run.mlflow_run_id, "samples")) == [
+            f"samples/{name}_amplitude.png", f"samples/{name}_spectrum.png"]
     scales = load_scales(bundle / "freq_scales.json")
     _, _, train_amp = _amplitudes(train, scales)
     images, gt_spec, gt_amp = _amplitudes(test, scales)
