@@ -115,6 +115,28 @@ def test_frequency_attention_matches_per_pixel_reference():
         layer(torch.randn(K + 1, 8, 3, 5))
 
 
+@pytest.mark.parametrize("name", ["tiny", "paper"])
+def test_presets_build_and_run_at_their_size(name):
+    """Each preset's VAE and U-Net (stage 2, frequency attention on) run at the size it is meant for:
+    channels, group norms and attention heads fit, and the shapes come back as documented."""
+    from gid.pipeline.motion_presets import get_preset, spatial_multiple
+
+    preset = get_preset(name)
+    width, height = preset.size
+    assert width % spatial_multiple(preset) == 0 and height % spatial_multiple(preset) == 0
+    torch.manual_seed(0)
+    vae = SpectralVAE(**preset.vae)
+    f = 2 ** (len(preset.vae["block_out_channels"]) - 1)
+    unet = MotionUNet(sample_size=(height // f, width // f), latent_factor=f, num_freqs=K, freq_attention=True,
+                      **preset.unet)
+    with torch.no_grad():
+        latents = vae.encode(torch.randn(1, 4, height, width)).mode()
+        assert latents.shape == (1, 4, height // f, width // f)
+        assert vae.decode(latents).shape == (1, 4, height, width)
+        noise = unet(latents.expand(K, -1, -1, -1), torch.tensor(500), torch.arange(K), torch.randn(K, 3, height, width))
+    assert noise.shape == (K, 4, height // f, width // f) and torch.isfinite(noise).all()
+
+
 def test_stage2_starts_as_stage1_and_couples_frequencies(tmp_path):
     torch.manual_seed(2)
     stage1 = MotionUNet(**TINY_UNET).eval()
