@@ -35,6 +35,18 @@ def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
     return amp.mean(axis=axes)
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write as PNG (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
                  ylabel: str = "mean amplitude |S_k| (px)", log_y: bool = True) -> Path:
     """Line plot of per-frequency curves ``{label: (K,)}`` (amplitudes, their errors or error ratios), saved as PNG.
@@ -59,12 +71,7 @@ def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.n
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def default_bins(num_freqs: int) -> list[int]:
@@ -119,12 +126,7 @@ def plot_amplitude_maps(path: str | Path, volumes: dict[str, np.ndarray], freqs_
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def contact_sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
