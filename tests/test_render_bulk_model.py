@@ -54,7 +54,7 @@ def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp
 
     pipe = MotionPipeline.from_bundle(bundle)
     images = [load_image(photos / f"{n}.png") for n in "ab"]
-    batch = torch.cat([torch.nn.functional.interpolate(torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255,
+    batch = torch.cat([torch.nn.functional.interpolate(torch.tensor(im).permute(2, 0, 1)[None].float() / 255,
                                                        size=pipe.size, mode="bilinear", antialias=True)
                        for im in images])
     spec = pipe(batch, num_frames=FRAMES, num_inference_steps=STEPS, batch_size=2, progress=False)

@@ -92,6 +92,7 @@ class _Payload:
         return (os.makedirs, (str(self.marker),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted pickle is the point
 def test_a_model_folder_with_pickled_weights_is_refused_without_running_them(tmp_path):
     from gid.pipeline.vae import SpectralVAE
 
@@ -106,6 +107,7 @@ def test_a_model_folder_with_pickled_weights_is_refused_without_running_them(tmp
     assert not marker.exists(), "loading the model ran code from its weights file"
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted pickle is the point
 def test_a_checkpoint_with_a_pickled_optimizer_state_is_refused_without_running_it(tmp_path):
     import torch
 
