@@ -37,7 +37,7 @@ def test_predicted_motion_is_the_pipelines_with_progress(bundle, photo_png):
     source = predict_motion(load_motion_model(bundle), image, STEPS, seed=4, callback=lambda s, n: steps.append((s, n)))
     assert steps == [(s, STEPS) for s in range(1, STEPS + 1)]
     pipe = MotionPipeline.from_bundle(bundle)
-    expected = pipe(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255, num_inference_steps=STEPS, seed=4,
+    expected = pipe(torch.tensor(image).permute(2, 0, 1)[None].float() / 255, num_inference_steps=STEPS, seed=4,
                     progress=False)[0].numpy()
     np.testing.assert_allclose(source.spectral, expected, rtol=1e-5, atol=1e-6)
     assert (source.num_frames, source.fps) == (T, 30.0) and source.spectral.shape[:2] == (16, 4)
