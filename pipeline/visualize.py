@@ -29,8 +29,9 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
 
 def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
     """``(K,)`` mean complex amplitude ``sqrt(|Sx|² + |Sy|²)`` over pixels of ``(..., K, 4, H, W)``."""
-    s = np.asarray(spectral, dtype=np.float64)
-    amp = np.sqrt((s[..., 0, :, :] ** 2 + s[..., 1, :, :] ** 2 + s[..., 2, :, :] ** 2 + s[..., 3, :, :] ** 2))
+    from gid.pipeline.motion_metrics import amplitude
+
+    amp = amplitude(spectral)  # (..., K, H, W)
     axes = tuple(i for i in range(amp.ndim) if i != amp.ndim - 3)
     return amp.mean(axis=axes)
 

@@ -183,10 +183,10 @@ class VAETask(_ClipTask):
         x = torch.from_numpy(clips["spectral"])
         with torch.no_grad():
             recon = model.eval()(x.flatten(0, 1), sample_posterior=False)[0].reshape(x.shape)
-        volumes = {"data": denormalize(x.numpy(), self.scales), "VAE": denormalize(recon.numpy(), self.scales)}
+        volumes = {"data": denormalize(x.numpy(), self.scales),
+                   "VAE reconstruction": denormalize(recon.numpy(), self.scales)}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "vae_spectrum.png", {"data": mean_amplitude(volumes["data"]),
-                                                              "VAE reconstruction": mean_amplitude(volumes["VAE"])},
+        return [plot_spectra(Path(out) / "vae_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
                              hz, "VAE: mean amplitude per frequency"),
                 plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()}, hz,
                                     "VAE: amplitude |S_k| of training clips, data vs reconstruction",
