@@ -168,7 +168,7 @@ def main() -> None:
     import torch
 
     from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
-    from gid.pipeline.motion_pipeline import MotionPipeline
+    from gid.pipeline import GIDPipeline
     from gid.pipeline.normalize import load_scales
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_spectra
@@ -195,7 +195,7 @@ def main() -> None:
         result = fit(make_task(), cfg, bundle)
         timing[label] = {"wall_s": time.perf_counter() - tic, "worker_cpu_s": result.metrics.get("worker_cpu_s")}
         print(f"{label}: {timing[label]}", flush=True)
-    stage1 = MotionPipeline.from_bundle(bundle)
+    stage1 = GIDPipeline.from_pretrained(bundle)
     untrained_state = MotionTask(train, bundle).build_model().state_dict()
     tic = time.perf_counter()
     result = fit(MotionTask(train, bundle, stage=2),
@@ -204,7 +204,7 @@ def main() -> None:
                              threads_per_worker=args.threads_per_worker), bundle)
     timing["stage2"] = {"wall_s": time.perf_counter() - tic, "worker_cpu_s": result.metrics.get("worker_cpu_s")}
     print(f"stage2: {timing['stage2']}", flush=True)
-    stage2 = MotionPipeline.from_bundle(bundle)
+    stage2 = GIDPipeline.from_pretrained(bundle)
 
     scales = load_scales(bundle / "freq_scales.json")
     held_out, training = load_clips(test, scales), load_clips(train, scales)

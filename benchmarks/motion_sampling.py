@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from diffusers import DDIMScheduler
 
-    from gid.pipeline.motion_pipeline import MotionPipeline
+    from gid.pipeline import GIDPipeline
     from gid.pipeline.motion_presets import get_preset
     from gid.pipeline.unet import MotionUNet
     from gid.pipeline.vae import SpectralVAE
@@ -52,7 +52,7 @@ def main() -> None:
     f = vae.latent_factor
     unet = MotionUNet(sample_size=(height // f, width // f), latent_factor=f, num_freqs=k, freq_attention=True,
                       **preset.unet)
-    pipe = MotionPipeline(vae, unet, DDIMScheduler(clip_sample=False), np.ones(k), num_frames=150, fps=30.0)
+    pipe = GIDPipeline(vae, unet, DDIMScheduler(clip_sample=False), freq_scales=np.ones(k), num_frames=150, fps=30.0)
     image = torch.rand(1, 3, height, width)
     z = torch.randn(k, 4, height // f, width // f)
     freq, cond = torch.arange(k), torch.rand(k, 3, height, width) * 2 - 1

@@ -12,21 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from gid.pipeline.render import render_video, resize_spectral
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
-
-
-def predict_spectral(pipe: Any, image: np.ndarray, num_frames: int, num_inference_steps: int, guidance_scale: float,
-                     loop: bool, seed: int) -> np.ndarray:
-    """The motion model's spectral volume ``(K, 4, h', w')`` for ``image (H, W, 3)`` uint8 (§4.2, §6)."""
-    batch = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
-    batch = F.interpolate(batch, size=tuple(pipe.size), mode="bilinear", align_corners=False, antialias=True)
-    spec = pipe(batch.clamp(0, 1), num_frames=num_frames, num_inference_steps=num_inference_steps,
-                guidance_scale=guidance_scale, loop=loop, amplify=1.0, seed=seed, batch_size=1, progress=True)
-    return spec[0].float().cpu().numpy()
 
 
 def spectral_to_motion(spectral: np.ndarray, size: tuple[int, int], num_frames: int, amplify: float = 1.0) -> np.ndarray:

@@ -19,6 +19,8 @@ blur and seams at the edges of moving objects, where the baseline errs.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
@@ -117,3 +119,21 @@ class FrameRenderer(ModelMixin, ConfigMixin):
             decoded = self.decoder[level](torch.cat(parts, 1))
         fused = F.silu(self.fuse(torch.cat([F.silu(decoded), base, valid], 1)))
         return base + self.head(fused)
+
+
+def load_renderer(folder: str | Path, device: str | torch.device = "cpu") -> FrameRenderer:
+    """The trained renderer saved in ``folder`` (``BUNDLE/renderer``), in eval mode on ``device``.
+
+    The one loader of a renderer folder: a missing folder, a missing config or broken weights end in
+    an error naming the folder and what to do.
+    """
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a trained renderer (no config.json); train one with "
+                                "`gid train renderer --out BUNDLE`, or use --renderer splat")
+    try:
+        renderer = FrameRenderer.from_pretrained(folder)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{folder}: cannot load the renderer ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                         "retrain it with `gid train renderer`, or use --renderer splat") from None
+    return renderer.to(device).eval()

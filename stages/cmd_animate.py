@@ -22,17 +22,14 @@ def _load_spectral(path: Path):
 
 def _load_renderer(choice: str | None, model: Path | None):
     """``None`` for the splat baseline, else a FrameRenderer in eval mode (bundle's renderer by default)."""
-    from gid.pipeline.renderer import FrameRenderer
+    from gid.pipeline.renderer import load_renderer
 
     if choice == "splat":
         return None
     folder = Path(choice) if choice else (model / "renderer" if model else None)
     if folder is None or (choice is None and not folder.is_dir()):
         return None
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: not a trained renderer (no config.json); train one with "
-                                "`gid train renderer`, or use --renderer splat")
-    return FrameRenderer.from_pretrained(folder).eval()
+    return load_renderer(folder)
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +64,7 @@ def register(app: typer.Typer) -> None:
         motion at any resolution is resized to it with its displacements rescaled.
         """
         from gid.datasets.video import write_gif, write_video
-        from gid.pipeline.animate import animate as run_animate, predict_spectral
+        from gid.pipeline.animate import animate as run_animate
         from gid.pipeline.images import fit_image, load_image
 
         if (model is None) == (spectral is None):
@@ -81,12 +78,11 @@ def register(app: typer.Typer) -> None:
         photo = fit_image(load_image(image), max_side)
         frame_renderer = _load_renderer(renderer, model)
         if model is not None:
-            from gid.pipeline.motion_pipeline import MotionPipeline
+            from gid.pipeline import GIDPipeline
 
-            if not (model / "bundle.json").is_file():
-                raise FileNotFoundError(f"{model}: not a model bundle (no bundle.json); train one with `gid train`")
-            pipe = MotionPipeline.from_bundle(model)
-            volume = predict_spectral(pipe, photo, frames, steps, guidance, loop, seed)
+            pipe = GIDPipeline.from_pretrained(model)
+            volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, loop=loop,
+                          seed=seed, batch_size=1)[0].float().cpu().numpy()
         else:
             volume = _load_spectral(spectral)
             if spectral_frames is not None:

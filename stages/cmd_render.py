@@ -10,7 +10,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def render(
         inputs: list[Path] = typer.Argument(..., help="Image files, folders of images, or Parquet files with an image column."),
-        model: Path = typer.Option(None, help="Model bundle folder from `gid train` (bundle.json, vae/, unet/, ...)."),
+        model: Path = typer.Option(None, help="Model bundle folder from `gid train` (model_index.json, vae/, unet/, ...)."),
         out: Path = typer.Option(..., help="Folder for videos/, manifest.parquet and errors/."),
         frames: int = typer.Option(150, help="Frames per video (T)."),
         fps: float = typer.Option(30.0, help="Frame rate of the videos."),

@@ -69,7 +69,7 @@ def train_vae(
         help="Weight the L1 loss towards pixels that move (1 + W on moving, 1 on static, rescaled to mean 1). "
              "0 = the paper's plain L1, which can decode sparse motion as all-zero (docs/motion.md)."),
 ) -> None:
-    """Train the spectral VAE (§4.2): writes OUT/vae, OUT/freq_scales.json, OUT/bundle.json."""
+    """Train the spectral VAE (§4.2): writes OUT/vae and OUT/model_index.json."""
     from gid.stages.motion_tasks import VAETask
     from gid.stages.training import fit
 
@@ -93,7 +93,7 @@ def train_motion(
     threads_per_worker: int = THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Stage 1: random frequency slices of each clip per step."),
 ) -> None:
-    """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/bundle.json."""
+    """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/model_index.json."""
     from gid.stages.motion_tasks import MotionTask
     from gid.stages.training import fit
 

@@ -56,17 +56,17 @@ class DemoConfig:
 
 
 class BundleStage:
-    """Done marker of motion stage 2: ``bundle.json`` records ``stage: 2`` (stage 1 writes the same files)."""
+    """Done marker of motion stage 2: the bundle's U-Net has frequency attention (stage 1 writes the same files)."""
 
     def __init__(self, bundle: Path, stage: int) -> None:
-        self.bundle, self.stage = Path(bundle), stage
+        self.config = Path(bundle) / "unet" / "config.json"
+        self.stage = stage
 
     def exists(self) -> bool:
-        info = self.bundle / "bundle.json"
-        return info.is_file() and json.loads(info.read_text()).get("stage") == self.stage
+        return self.config.is_file() and json.loads(self.config.read_text()).get("freq_attention") == (self.stage == 2)
 
     def __str__(self) -> str:
-        return f"{self.bundle / 'bundle.json'} with stage {self.stage}"
+        return f"{self.config} with stage {self.stage}"
 
 
 def run_step(args: list[str], done_marker: Path | BundleStage, log: dict[str, dict]) -> None:

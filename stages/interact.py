@@ -2,7 +2,7 @@
 
 Motion comes either from a given spectral volume ``(K, 4, h, w)`` (``.npy``, pixels, e.g. the ground
 truth of `gid synth`) or from a trained bundle through
-``gid.pipeline.motion_pipeline.MotionPipeline`` (the photo resized to the model's resolution). The
+``gid.pipeline.GIDPipeline`` (the photo resized to the model's resolution). The
 volume is then resized to the photo with its motion rescaled (``gid.pipeline.render.resize_spectral``),
 the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames rendered with
 ``gid.pipeline.render.render_video`` (softmax splatting, or a learned ``FrameRenderer``).
@@ -60,38 +60,13 @@ def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float)
     return MotionSource(spectral.astype(np.float32), int(num_frames), float(fps))
 
 
-def load_motion_model(model: str | Path):
-    """The bundle's :class:`gid.pipeline.motion_pipeline.MotionPipeline` (clear errors for a bad folder)."""
-    from gid.pipeline.motion_pipeline import MotionPipeline
-
-    return MotionPipeline.from_bundle(model)
-
-
 def predict_motion(pipe, image: np.ndarray, steps: int = 50, guidance: float = 1.75, seed: int = 0,
                    callback: Callable[[int, int], None] | None = None) -> MotionSource:
-    """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded MotionPipeline (§4.2: DDIM + CFG).
-
-    ``callback(step, total)`` reports denoising progress: it counts the U-Net's forward passes
-    (one per DDIM step, guidance batched) through a forward hook, removed afterwards.
-    """
-    import torch
-
-    photo = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0
-    calls = 0
-
-    def count(*_args) -> None:
-        nonlocal calls
-        calls += 1
-        if callback is not None:
-            callback(min(calls, steps), steps)
-
-    handle = pipe.unet.register_forward_hook(count)
-    try:
-        spectral = pipe(photo, num_inference_steps=steps, guidance_scale=guidance, seed=seed, progress=callback is None)
-    finally:
-        handle.remove()
-    return check_spectral(torch.as_tensor(spectral)[0].float().cpu().numpy(), "predicted motion", pipe.num_frames,
-                          pipe.fps)
+    """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded :class:`gid.pipeline.GIDPipeline`
+    (§4.2: DDIM + CFG); ``callback(step, total)`` reports denoising progress."""
+    spectral = pipe(image, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
+                    progress=callback is None, callback=callback)
+    return check_spectral(spectral[0].float().cpu().numpy(), "predicted motion", pipe.num_frames, pipe.fps)
 
 
 @dataclass
@@ -153,7 +128,9 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     if cfg.spectral is not None:
         source = load_spectral(cfg.spectral, cfg.spectral_frames, cfg.spectral_fps)
     else:
-        source = predict_motion(load_motion_model(cfg.model), image, cfg.steps, cfg.guidance, cfg.seed)
+        from gid.pipeline import GIDPipeline
+
+        source = predict_motion(GIDPipeline.from_pretrained(cfg.model), image, cfg.steps, cfg.guidance, cfg.seed)
     spectral = resize_spectral(source.spectral, image.shape[:2])
     vector = np.array(cfg.force if cfg.force is not None else cfg.pull, dtype=np.float64) * (sx, sy)
     if cfg.pull is not None:
@@ -163,8 +140,8 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
                             spectral_fps=source.fps)
     renderer = None
     if cfg.renderer != "splat":
-        from gid.pipeline.renderer import FrameRenderer
+        from gid.pipeline.renderer import load_renderer
 
-        renderer = FrameRenderer.from_pretrained(cfg.renderer)
+        renderer = load_renderer(cfg.renderer)
     frames = render_video(image, trajectories, renderer, progress=progress)
     return write_video(cfg.out, frames, cfg.fps)

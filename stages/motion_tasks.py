@@ -2,13 +2,13 @@
 
 Both read the clip table (gid.datasets.clips) with Ray Data, decode each row to
 ``image (3, H, W)`` in [0, 1] and the Eq. 4-normalized spectral volume ``(K, 4, H, W)``, and write
-into the model bundle ``B``: ``gid train vae`` → ``B/vae``, ``B/freq_scales.json``, ``B/bundle.json``;
+into the model bundle ``B`` (a :class:`gid.pipeline.GIDPipeline` folder): ``gid train vae`` → ``B/vae``;
 ``gid train motion`` → ``B/unet``, ``B/scheduler`` (stage 1: single slices; stage 2: frequency
-attention fine-tuned on whole volumes, everything else frozen).
+attention fine-tuned on whole volumes, everything else frozen). Each records its part, the data's
+frequency scales, T, fps and the preset in ``B/model_index.json``.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +100,11 @@ class _ClipTask(TrainingTask):
         return decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in
                              ("image", "spectral", "num_freqs", "height", "width")}, self.scales)
 
-    def _write_common(self, out: Path) -> None:
-        from gid.pipeline.motion_pipeline import write_bundle_info
+    def _write_bundle_config(self, out: Path, components: tuple[str, ...]) -> None:
+        from gid.pipeline.motion_pipeline import write_bundle_config
 
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(self.data) / "freq_scales.json", out / "freq_scales.json")
-        write_bundle_info(out, num_frames=self.info["num_frames"], fps=self.info["fps"],
-                          num_freqs=self.info["num_freqs"], size=[self.info["width"], self.info["height"]],
-                          preset=self.preset.name)
+        write_bundle_config(out, components, freq_scales=self.scales, num_frames=self.info["num_frames"],
+                            fps=self.info["fps"], preset=self.preset.name)
 
 
 def pick_slices(spec, count: int):
@@ -158,16 +155,13 @@ class VAETask(_ClipTask):
         """``B/vae`` with ``scaling_factor`` = 1/std of the latents of up to 64 training clips."""
         import torch
 
-        from gid.pipeline.motion_pipeline import write_bundle_info
-
         out = Path(out)
         x = torch.from_numpy(self._sample_clips(64)["spectral"]).flatten(0, 1)
         with torch.no_grad():
             z = torch.cat([model.eval().encode(c).mode() for c in x.split(256)])
         model.register_to_config(scaling_factor=float(1.0 / z.std().clamp_min(1e-6)))
         model.save_pretrained(out / "vae")
-        self._write_common(out)
-        write_bundle_info(out, latent_factor=model.latent_factor)
+        self._write_bundle_config(out, ("vae",))
         return out / "vae"
 
     def visualize(self, model, out):
@@ -268,13 +262,10 @@ class MotionTask(_ClipTask):
     def save(self, model, out):
         from diffusers import DDIMScheduler
 
-        from gid.pipeline.motion_pipeline import write_bundle_info
-
         out = Path(out)
         model.save_pretrained(out / "unet")
         DDIMScheduler(**SCHEDULER).save_pretrained(out / "scheduler")
-        self._write_common(out)
-        write_bundle_info(out, latent_factor=self.latent_factor, stage=self.stage)
+        self._write_bundle_config(out, ("unet", "scheduler"))
         return out / "unet"
 
     def visualize(self, model, out):
@@ -282,14 +273,14 @@ class MotionTask(_ClipTask):
         and the amplitude images."""
         import torch
 
-        from gid.pipeline.motion_pipeline import MotionPipeline
+        from gid.pipeline.motion_pipeline import GIDPipeline
         from gid.pipeline.normalize import denormalize
         from gid.pipeline.spectral import frequencies_hz
         from gid.pipeline.visualize import mean_amplitude, plot_amplitude_maps, plot_spectra
 
         clips = self._sample_clips(4)
-        pipe = MotionPipeline.from_bundle(self.bundle)
-        pipe.unet = model.eval()
+        pipe = GIDPipeline.from_pretrained(self.bundle)
+        pipe.register_modules(unet=model.eval())
         sampled = pipe(torch.from_numpy(clips["image"]), num_inference_steps=20, progress=False)
         volumes = {"data": denormalize(clips["spectral"], self.scales), "sampled": sampled.numpy()}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])

@@ -25,7 +25,6 @@ Output layout::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -87,10 +86,9 @@ class RenderConfig:
             if self.model is None:
                 raise ValueError("--model is required (a bundle folder from `gid train`), or pass --spectral "
                                  "to render the motion stored in clip tables")
-            if not (Path(self.model) / "bundle.json").is_file():
-                raise FileNotFoundError(f"{self.model}: not a model bundle (no bundle.json); train one with "
-                                        "`gid train vae|motion --out DIR`")
-            num_freqs = int(json.loads((Path(self.model) / "bundle.json").read_text()).get("num_freqs", 16))
+            from gid.pipeline.motion_pipeline import read_bundle_config
+
+            num_freqs = len(read_bundle_config(self.model).get("freq_scales", ()))
             if self.frames < 2 * (num_freqs - 1):
                 raise ValueError(f"--frames {self.frames} cannot hold the model's {num_freqs} frequencies; "
                                  f"use at least {2 * (num_freqs - 1)}")
@@ -266,26 +264,20 @@ class MotionRenderer:
         self.device = torch.device("cuda" if self.cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu")
         self.pipe = None
         if not self.cfg.spectral:
-            from gid.pipeline.motion_pipeline import MotionPipeline
+            from gid.pipeline import GIDPipeline
 
-            self.pipe = MotionPipeline.from_bundle(self.cfg.model, device=self.device)
+            self.pipe = GIDPipeline.from_pretrained(self.cfg.model, device=self.device)
         self.frame_renderer = None
         learned = self.cfg.model is not None and (Path(self.cfg.model) / "renderer").is_dir()
         if self.cfg.renderer == "learned" or (self.cfg.renderer == "auto" and learned):
-            from gid.pipeline.renderer import FrameRenderer
+            from gid.pipeline.renderer import load_renderer
 
-            self.frame_renderer = FrameRenderer.from_pretrained(Path(self.cfg.model) / "renderer").to(self.device)
-            self.frame_renderer.eval()
+            self.frame_renderer = load_renderer(Path(self.cfg.model) / "renderer", self.device)
 
     def _sample(self, images: list[np.ndarray]) -> list["torch.Tensor"]:
         """Spectral volumes ``(K, 4, h', w')`` (pixels at the model's resolution) for a list of photos,
         sampled in one call: photos of any size are brought to the model's ``(h', w')`` first."""
-        import torch
-        import torch.nn.functional as F
-
-        batch = torch.cat([F.interpolate(torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255.0, size=self.pipe.size,
-                                         mode="bilinear", align_corners=False, antialias=True) for im in images])
-        spec = self.pipe(batch.clamp(0, 1), num_frames=self.cfg.frames, num_inference_steps=self.cfg.num_inference_steps,
+        spec = self.pipe(images, num_frames=self.cfg.frames, num_inference_steps=self.cfg.num_inference_steps,
                          guidance_scale=self.cfg.guidance_scale, loop=self.cfg.loop, amplify=self.cfg.amplify,
                          seed=self.cfg.seed, batch_size=len(images), progress=False)
         return list(spec.float())

@@ -52,9 +52,10 @@ class ServeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.model is not None and not (Path(self.model) / "bundle.json").is_file():
-            raise FileNotFoundError(f"--model {self.model}: not a model bundle (no bundle.json); "
-                                    "train one with `gid train vae|motion --out DIR`")
+        if self.model is not None:
+            from gid.pipeline.motion_pipeline import read_bundle_config
+
+            read_bundle_config(self.model)
         if not 0 <= self.examples <= 64:
             raise ValueError(f"--examples must be between 0 and 64, got {self.examples}")
         if self.work_side < 32:
@@ -216,14 +217,15 @@ def create_app(cfg: ServeConfig | None = None):
         if source is not None:
             run(entry, lambda _p: source)
         else:
-            from gid.stages.interact import load_motion_model, predict_motion
+            from gid.pipeline import GIDPipeline
+            from gid.stages.interact import predict_motion
 
             def predict(p: Photo):
                 def callback(step: int, total: int) -> None:
                     p.progress = step / max(total, 1)
 
                 if "pipe" not in models:  # loaded once, in the job thread, on first use
-                    models["pipe"] = load_motion_model(cfg.model)
+                    models["pipe"] = GIDPipeline.from_pretrained(cfg.model)
                 return predict_motion(models["pipe"], p.image, cfg.steps, cfg.guidance, cfg.seed, callback)
 
             run(entry, predict)

@@ -72,8 +72,11 @@ class RendererTask(TrainingTask):
         return self._loss(pred, target, source)
 
     def save(self, model, out: Path) -> Path:
+        from gid.pipeline.motion_pipeline import write_bundle_config
+
         folder = Path(out) / "renderer"
         model.save_pretrained(folder)
+        write_bundle_config(out, ("renderer",))
         return folder
 
     def visualize(self, model, out: Path) -> list[Path]:

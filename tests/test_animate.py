@@ -108,8 +108,8 @@ def test_spectral_frames_keeps_amplitudes_in_pixels(scene, tmp_path):
 def test_animate_with_a_model_bundle(tmp_path):
     """--model: a random tiny bundle predicts the motion; the video has the photo's own size and is
     what the in-process pipeline renders."""
-    from gid.pipeline.animate import predict_spectral
-    from gid.pipeline.motion_pipeline import MotionPipeline, write_random_bundle
+    from gid.pipeline import GIDPipeline
+    from gid.pipeline.motion_pipeline import write_random_bundle
 
     write_random_bundle(tmp_path / "b", num_frames=30)
     yy, xx = np.mgrid[0:50, 0:90]
@@ -120,8 +120,7 @@ def test_animate_with_a_model_bundle(tmp_path):
     assert out.returncode == 0, out.stderr
     frames, _ = read_video(tmp_path / "v.mp4")
     assert frames.shape == (30, 50, 90, 3)
-    pipe = MotionPipeline.from_bundle(tmp_path / "b")
-    expected = animate(photo, predict_spectral(pipe, photo, 30, 2, 1.75, False, 0), num_frames=30)
+    expected = GIDPipeline.from_pretrained(tmp_path / "b").animate(photo, num_frames=30, num_inference_steps=2)
     assert np.mean([_psnr(frames[t], expected[t]) for t in range(0, 30, 5)]) > 28
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
-from gid.pipeline.motion_pipeline import MotionPipeline, loop_seam_loss
+from gid.pipeline.motion_pipeline import GIDPipeline, loop_seam_loss
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 from gid.pipeline.unet import FrequencyAttention, MotionUNet
 from gid.pipeline.vae import MOVING_THRESHOLD, SpectralVAE, moving_weights, multiscale_gradient_loss, vae_loss
@@ -31,7 +31,7 @@ def pipe():
         torch.nn.init.normal_(p, std=0.2)
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                               beta_end=0.012, clip_sample=False)
-    return MotionPipeline(vae, unet, scheduler, np.linspace(2.0, 0.5, K), num_frames=30, fps=30.0)
+    return GIDPipeline(vae, unet, scheduler, freq_scales=np.linspace(2.0, 0.5, K), num_frames=30, fps=30.0)
 
 
 def test_multiscale_gradient_loss_matches_numpy():
@@ -199,9 +199,9 @@ def test_v_prediction_is_read_as_noise(pipe):
     """ε = √ᾱ_t·v + √(1−ᾱ_t)·z_t; a pipeline whose U-Net predicts v samples through that ε."""
     from diffusers import DDIMScheduler
 
-    v_pipe = MotionPipeline(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config,
+    v_pipe = GIDPipeline(pipe.vae, pipe.unet, DDIMScheduler.from_config(pipe.scheduler.config,
                                                                            prediction_type="v_prediction"),
-                            pipe.scales, num_frames=30, fps=30.0)
+                         freq_scales=pipe.scales, num_frames=30, fps=30.0)
     torch.manual_seed(0)
     z, freq = torch.randn(K, 4, 4, 6), torch.arange(K)  # one sample: all K slices (frequency attention)
     cond = (torch.rand(1, 3, 16, 24) * 2 - 1).expand(K, -1, -1, -1)

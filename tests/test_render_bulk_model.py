@@ -1,6 +1,6 @@
 """`gid render --model B` with a small randomly initialised bundle: the Ray Data pipeline samples the
 motion of a batch of photos of different sizes in one model call and writes what the in-process
-MotionPipeline + renderer produce for each photo."""
+GIDPipeline + renderer produce for each photo."""
 import math
 
 import numpy as np
@@ -38,10 +38,8 @@ def photos(tmp_path_factory):
 
 @pytest.mark.ray
 def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp_path):
-    import torch
-
+    from gid.pipeline import GIDPipeline
     from gid.pipeline.images import load_image
-    from gid.pipeline.motion_pipeline import MotionPipeline
     from gid.pipeline.render import render_video, resize_spectral
     from gid.pipeline.spectral import spectral_to_trajectories
     from gid.stages.render import RenderConfig, render_bulk
@@ -52,12 +50,9 @@ def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp
     assert (summary.rendered, summary.failed) == (2, 0)
     manifest = {r["source"]: r for r in pq.read_table(summary.manifest).to_pylist()}
 
-    pipe = MotionPipeline.from_bundle(bundle)
+    pipe = GIDPipeline.from_pretrained(bundle)
     images = [load_image(photos / f"{n}.png") for n in "ab"]
-    batch = torch.cat([torch.nn.functional.interpolate(torch.tensor(im).permute(2, 0, 1)[None].float() / 255,
-                                                       size=pipe.size, mode="bilinear", antialias=True)
-                       for im in images])
-    spec = pipe(batch, num_frames=FRAMES, num_inference_steps=STEPS, batch_size=2, progress=False)
+    spec = pipe(images, num_frames=FRAMES, num_inference_steps=STEPS, batch_size=2, progress=False)
     for name, image, volume in zip("ab", images, spec):
         entry = manifest[str(photos / f"{name}.png")]
         assert entry["status"] == "ok" and (entry["height"], entry["width"]) == image.shape[:2]

@@ -29,14 +29,14 @@ def photo_png():
 def test_predicted_motion_is_the_pipelines_with_progress(bundle, photo_png):
     import torch
 
-    from gid.pipeline.motion_pipeline import MotionPipeline
-    from gid.stages.interact import load_motion_model, predict_motion
+    from gid.pipeline import GIDPipeline
+    from gid.stages.interact import predict_motion
 
     image = np.asarray(Image.open(io.BytesIO(photo_png)))
     steps = []
-    source = predict_motion(load_motion_model(bundle), image, STEPS, seed=4, callback=lambda s, n: steps.append((s, n)))
+    pipe = GIDPipeline.from_pretrained(bundle)
+    source = predict_motion(pipe, image, STEPS, seed=4, callback=lambda s, n: steps.append((s, n)))
     assert steps == [(s, STEPS) for s in range(1, STEPS + 1)]
-    pipe = MotionPipeline.from_bundle(bundle)
     expected = pipe(torch.tensor(image).permute(2, 0, 1)[None].float() / 255, num_inference_steps=STEPS, seed=4,
                     progress=False)[0].numpy()
     np.testing.assert_allclose(source.spectral, expected, rtol=1e-5, atol=1e-6)
