@@ -75,7 +75,7 @@ def measure(video: Path, out: Path, num_cpus: int, frames: int, size: str) -> di
     """Preprocess ``video`` on a fresh local Ray; peak private and resident MiB per worker role and driver."""
     import ray
 
-    from gid.stages import procfs
+    from gid.testing import procfs
     from gid.stages.preprocess import PreprocessConfig, run_preprocess
     from gid.stages.ray_runtime import init_ray
 

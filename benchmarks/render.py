@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gid.pipeline.motion_pipeline import write_random_bundle
+from gid.testing.bundles import write_random_bundle
 from gid.stages.options import parse_size
 
 

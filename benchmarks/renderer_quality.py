@@ -3,7 +3,7 @@
 Trains a FrameRenderer with `gid train renderer`'s task on synthetic clips with exact motion
 (seed 0), then renders held-out clips (seed 1000, never seen) with the true motion, by the splat
 baseline and by the trained renderer, and prints both on all pixels, on pixels that change, and on
-disocclusion holes (gid.pipeline.render_eval). Reference in the same run: the splat baseline.
+disocclusion holes (gid.testing.render_eval). Reference in the same run: the splat baseline.
 
     python benchmarks/renderer_quality.py [--train 24] [--test 6] [--size 128x80] [--steps 600]
         [--lpips-vgg VGG16.pth --lpips-lin vgg.pth]   # adds LPIPS from local weights
@@ -38,7 +38,7 @@ def main() -> None:
     from gid.datasets.render_pairs import write_synthetic_render_clips
     from gid.datasets.synthetic import SynthConfig, generate_video
     from gid.pipeline.lpips import load_lpips
-    from gid.pipeline.render_eval import compare_on_videos
+    from gid.testing.render_eval import compare_on_videos
     from gid.stages.train_renderer import RendererTask
     from gid.stages.training import TrainConfig, fit
 

@@ -1,6 +1,6 @@
 """Preprocessing throughput on a local multi-node Ray cluster: 1 vs 2 worker nodes of 1 CPU each.
 
-For each node count a fresh cluster (gid.stages.local_cluster: head with no CPUs + N worker nodes) is
+For each node count a fresh cluster (gid.testing.local_cluster: head with no CPUs + N worker nodes) is
 started and `gid preprocess --address` runs on the same synthetic videos as its own driver process,
 as a job on a real cluster would. Throughput is clips per second of the whole command (the time it
 reports: Ray Data start-up, decode, flow, FFT, write); the 1-node run is the reference, measured in
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from gid.datasets.synthetic import SynthConfig, write_dataset
-from gid.stages.local_cluster import ClusterConfig, LocalCluster
+from gid.testing.local_cluster import ClusterConfig, LocalCluster
 
 
 def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str]) -> tuple[int, float]:

@@ -19,9 +19,8 @@ All randomness comes from ``numpy.random.default_rng(SeedSequence([seed, index])
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -334,11 +333,6 @@ def warp_consistency_psnr(video: SynthVideo, frames: np.ndarray | None = None) -
         mse = float(np.mean((sampled[mask] - ref[mask]) ** 2))
         out[t] = 10 * math.log10(255.0**2 / max(mse, 1e-10))
     return out
-
-
-def plant_summary(plants: list[Plant]) -> str:
-    """JSON of the plants' parameters (kept in the manifest for analysis)."""
-    return json.dumps([asdict(p) for p in plants])
 
 
 def video_id(seed: int, index: int) -> str:

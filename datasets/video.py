@@ -91,3 +91,20 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
     if not frames:
         raise ValueError(f"{path}: no decodable frames")
     return np.stack(frames), fps
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+def list_videos(folder: Path, option: str) -> list[Path]:
+    """The videos of ``folder`` (or ``folder/videos``), sorted; clear errors when there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{option} {folder}: not a folder; give a folder of videos (e.g. a `gid synth` "
+                                 "or `gid render` output)")
+    for candidate in (folder, folder / "videos"):
+        found = sorted(p for p in candidate.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES
+                       and not p.name.startswith("."))
+        if found:
+            return found
+    raise FileNotFoundError(f"{option} {folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it or in its videos/")

@@ -11,9 +11,8 @@ OpenCV methods here are coarse-to-fine on an image pyramid:
 - ``torchscript:PATH``: any flow network (RAFT, GMFlow, …) exported with ``torch.jit.save`` to a
   local file, run in batches on the GPU when there is one (nothing is downloaded).
 
-Methods live in a registry (:func:`register_flow`, :func:`make_flow`), so other estimators can be
-added without touching the pipeline: subclass :class:`FlowMethod`, implement
-:meth:`FlowMethod.pairs`, register a factory under a name and pass ``--flow NAME``.
+Methods are named in a table read by :func:`make_flow`; another estimator is a :class:`FlowMethod`
+subclass implementing :meth:`FlowMethod.pairs`, added to that table under the name ``--flow`` takes.
 """
 from __future__ import annotations
 
@@ -126,11 +125,6 @@ _REGISTRY: dict[str, Callable[..., FlowMethod]] = {
     "dis-medium": lambda: OpenCVFlow("dis-medium", _dis(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)),
     "farneback": lambda: OpenCVFlow("farneback", _farneback),
 }
-
-
-def register_flow(name: str, factory: Callable[..., FlowMethod]) -> None:
-    """Make ``factory(**kwargs) -> FlowMethod`` available as ``--flow NAME``."""
-    _REGISTRY[name] = factory
 
 
 def flow_methods() -> list[str]:

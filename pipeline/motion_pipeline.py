@@ -98,28 +98,6 @@ def write_bundle_config(bundle: str | Path, components: tuple[str, ...] = (), **
     return data
 
 
-def write_random_bundle(out: str | Path, num_frames: int, preset: str = "tiny", seed: int = 0,
-                        fps: float = 30.0) -> Path:
-    """An untrained bundle (random weights, scales ``linspace(2, 0.1, K)``) in the layout training writes.
-
-    For smoke tests and benchmarks of everything downstream of the model (sampling cost, `gid render`,
-    `gid serve`) without a training run. Returns ``out``.
-    """
-    from gid.pipeline.motion_presets import get_preset
-
-    torch.manual_seed(seed)
-    spec = get_preset(preset)
-    width, height = spec.size
-    vae = SpectralVAE(**spec.vae)
-    factor = vae.latent_factor
-    num_freqs = 16
-    unet = MotionUNet(sample_size=(height // factor, width // factor), latent_factor=factor, num_freqs=num_freqs,
-                      **{k: v for k, v in spec.unet.items() if k != "freq_attention_heads"})
-    GIDPipeline(vae, unet, DDIMScheduler(num_train_timesteps=1000), freq_scales=np.linspace(2.0, 0.1, num_freqs),
-                num_frames=num_frames, fps=fps, preset=preset).save_pretrained(out)
-    return Path(out)
-
-
 def loop_seam_loss(traj: torch.Tensor) -> torch.Tensor:
     """Eq. 5's ``L_g`` of trajectories ``(B, T, 2, H, W)``: L1 norms of ``F_{T−1} − F_0`` and of its spatial
     gradients, summed over pixels (and over the batch: each sample's gradient is its own)."""

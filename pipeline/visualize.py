@@ -141,3 +141,41 @@ def contact_sheet(images: list[np.ndarray], columns: int = 4) -> np.ndarray:
         r, c = divmod(i, columns)
         sheet[r * height:(r + 1) * height, c * width:(c + 1) * width] = image
     return sheet
+
+
+def plot_curves(path: Path, curves: dict[str, dict]) -> Path:
+    """Sliding-window FID / DTFVD against the window's start frame (§7), one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), dpi=110, squeeze=False)
+    for ax, (name, curve) in zip(axes[0], curves.items()):
+        label = "FID" if name == "sliding_fid" else "DTFVD"
+        ax.plot(curve["start_frame"], curve["value"], marker="o", ms=3)
+        ax.set_xlabel("window start (frame)")
+        ax.set_ylabel(f"{label}, {curve['window_frames']}-frame windows")
+        ax.set_title(f"sliding-window {label}")
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_magnitudes(path: Path, fake: list[np.ndarray], real: list[np.ndarray]) -> Path:
+    """Histograms (log density) of the per-pixel mean motion magnitude of the fake and real videos."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = np.concatenate([m.ravel() for m in fake])
+    b = np.concatenate([m.ravel() for m in real])
+    bins = np.linspace(0, max(float(a.max()), float(b.max()), 1e-3), 50)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    ax.hist(b, bins=bins, alpha=0.5, density=True, label="real", log=True)
+    ax.hist(a, bins=bins, alpha=0.5, density=True, label="generated", log=True)
+    ax.set_xlabel("mean motion magnitude W(p) (px)")
+    ax.set_ylabel("density")
+    ax.set_title("Motion magnitude distribution")
+    ax.legend()
+    return _save(fig, path)

@@ -1,4 +1,4 @@
-"""`gid eval`: FID, KID, FVD, DTFVD, sliding-window curves and motion metrics (thin wrapper over gid.stages.evaluate)."""
+"""`gid eval`: FID, KID, FVD, DTFVD, sliding-window curves and motion metrics (thin wrapper over gid.stages.evaluate and gid.pipeline.video_evaluation)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
 
         Without any weights the motion metrics still run: they need only optical flow. A predicted spectral volume saved as {video}.npy beside a fake video makes its amplitude error exact. See docs/evaluate.md.
         """
-        from gid.stages.evaluate import EvalConfig, evaluate
+        from gid.pipeline.video_evaluation import EvalConfig
+        from gid.stages.evaluate import evaluate
 
         crop_w, crop_h = parse_size(crop)
         cfg = EvalConfig(

@@ -1,253 +1,44 @@
-"""`gid eval`: compare generated videos with real ones (paper §7) and, on synthetic data, with the true motion.
-
-Inputs (all local folders):
-
-- ``--real DIR`` / ``--fake DIR``: videos (``*.mp4``, ``*.mov``, ``*.mkv``, ``*.avi``, ``*.webm``)
-  directly in DIR or in ``DIR/videos/`` — a `gid synth` folder and a `gid render` folder both
-  qualify. Frames are center-cropped to 256×128 (after resizing to cover it) for the feature nets.
-- ``--gt DIR`` (optional): the true motion of the images the fake videos were generated from,
-  either a `gid synth` folder (``manifest.parquet`` + ``gt/*.npz``) or a folder of spectral
-  volumes ``{id}.npy`` ``(K, 4, H, W)`` (``numpy.fft.rfft`` over the fake videos' T frames). A fake
-  video belongs to the id equal to its file stem or to the longest id its stem starts with,
-  followed by ``-`` or ``_`` (`gid render` names videos ``{stem}-{hash}.mp4``).
-
-What is computed (each metric needs what it says; the rest is listed under ``skipped``, with why):
-
-==================  ======================================  ===============================================
-metric              needs                                   on
-==================  ======================================  ===============================================
-fid, kid_x100       ``--inception``                         every frame (or every ``frame_stride``-th)
-sliding fid curve   ``--inception``                         30-frame windows, every 10 frames
-fvd, fvd32          ``--i3d`` (Kinetics-400 I3D)            non-overlapping 16- / 32-frame windows
-dtfvd, dtfvd32      ``--dt-i3d`` (Dynamic-Textures I3D)     same windows; curve over the 16-frame windows
-motion_*            nothing (optical flow of the videos)    fake vs real videos' flow; amplitude vs ``--gt``
-==================  ======================================  ===============================================
-
-Each video is decoded once and turned into a record (features of the nets given, flow-based
-motion statistics, amplitude error against the ground truth) by :class:`VideoEvaluator`; from
-``ray_min_videos`` videos on that runs on Ray Data (an actor pool, GPUs when asked), below in-process
-(``ray.init`` alone costs seconds). The metrics are then computed from the records.
+"""`gid eval` on Ray Data: every video through :class:`gid.pipeline.video_evaluation.VideoEvaluator`
+(in-process below ``ray_min_videos`` videos, where ``ray.init`` alone would cost seconds; an actor
+pool above), then the metrics, plots, ``metrics.json`` and the MLflow run. What is computed and
+from what: :mod:`gid.pipeline.video_evaluation`.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-
-
-@dataclass
-class EvalConfig:
-    """What `gid eval` computes. Paths of weights are optional: metrics without them are skipped."""
-
-    real: Path
-    fake: Path
-    out: Path = Path("results/eval")
-    inception: Path | None = None
-    i3d: Path | None = None
-    dt_i3d: Path | None = None
-    gt: Path | None = None
-    crop_width: int = 256  # §7: 256×128 center crops
-    crop_height: int = 128
-    frame_stride: int = 1  # FID/KID on every n-th frame
-    fid_window: int = 30  # §7 sliding-window FID
-    fid_window_stride: int = 10
-    fvd_frames: tuple[int, ...] = (16, 32)  # FVD and FVD32
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    flow: str = "dis-medium"
-    max_frames: int | None = None
-    batch_size: int = 16
-    device: str = "cpu"
-    ray_min_videos: int = 64
-    num_gpus_per_worker: float = 0.0
-    mlflow_uri: str | None = None
-    experiment: str = "gid-eval"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("real", "fake", "out", "inception", "i3d", "dt_i3d", "gt"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, Path(value))
-        if self.crop_width < 32 or self.crop_height < 32:
-            raise ValueError(f"--crop must be at least 32x32, got {self.crop_width}x{self.crop_height}")
-        for name in ("frame_stride", "fid_window", "fid_window_stride", "kid_subsets", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.max_frames is not None and self.max_frames < 2:
-            raise ValueError(f"--max-frames must be at least 2, got {self.max_frames}")
-        for name in ("inception", "i3d", "dt_i3d"):
-            path = getattr(self, name)
-            if path is not None and not path.exists():
-                raise FileNotFoundError(f"--{name.replace('_', '-')} {path}: no such file or folder "
-                                        "(weights load from local files only; see docs/evaluate.md)")
-
-
-def list_videos(folder: Path, option: str) -> list[Path]:
-    """The videos of ``folder`` (or ``folder/videos``), sorted; clear errors when there are none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{option} {folder}: not a folder; give a folder of videos (e.g. a `gid synth` "
-                                 "or `gid render` output)")
-    for candidate in (folder, folder / "videos"):
-        found = sorted(p for p in candidate.glob("*") if p.suffix.lower() in VIDEO_SUFFIXES
-                       and not p.name.startswith("."))
-        if found:
-            return found
-    raise FileNotFoundError(f"{option} {folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it or in its videos/")
-
-
-def center_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """``(T, H, W, 3)`` → ``(T, height, width, 3)``: resize (area) to cover the crop, then cut its center."""
-    import cv2
-
-    src_h, src_w = frames.shape[1:3]
-    scale = max(width / src_w, height / src_h)
-    if abs(scale - 1.0) > 1e-9:
-        new_w, new_h = max(width, round(src_w * scale)), max(height, round(src_h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        frames = np.stack([cv2.resize(f, (new_w, new_h), interpolation=interp) for f in frames])
-    top = (frames.shape[1] - height) // 2
-    left = (frames.shape[2] - width) // 2
-    return np.ascontiguousarray(frames[:, top:top + height, left:left + width])
-
-
-def _windows(num_frames: int, length: int) -> list[int]:
-    """Starts of the non-overlapping ``length``-frame windows of a video."""
-    return list(range(0, num_frames - length + 1, length))
-
-
-def _read(path: Path, max_frames: int | None) -> tuple[np.ndarray, float]:
-    from gid.datasets.video import read_video
-
-    return read_video(path, max_frames=max_frames)
-
-
-class VideoEvaluator:
-    """Everything `gid eval` measures on one video, from one decode.
-
-    ``__call__(path, fake)`` returns a record of arrays: ``num_frames``, ``fps``; the features of the
-    nets given (``feat_inception`` ``(T', 2048)``, ``feat_i3d16`` / ``feat_i3d32`` / ``feat_dt16`` /
-    ``feat_dt32`` ``(n_windows, D)``, ``T' = ceil(T / frame_stride)``); the motion statistics from the
-    video's optical flow (``magnitude`` ``(H, W)`` = W(p), ``seam_px``, ``frame_seam``); and with a
-    ground truth, ``amp_abs`` / ``amp_rel`` / ``amp_pred`` / ``amp_true`` ``(K,)`` or ``problem`` (why
-    not). For a fake video a ``{stem}.npy`` spectral volume beside it replaces the flow in the
-    amplitude error (``predicted`` = 1).
-    """
-
-    def __init__(self, cfg: EvalConfig, gt_index: dict[str, Path] | None) -> None:
-        from gid.pipeline.flow import make_flow
-
-        self.cfg = cfg
-        self.gt_index = gt_index
-        self.flow = make_flow(cfg.flow)
-        self.nets = {}
-        if any(p is not None for p in (cfg.inception, cfg.i3d, cfg.dt_i3d)):
-            from gid.pipeline.feature_nets import load_feature_net
-
-            for name, kind, path in (("inception", "inception", cfg.inception), ("i3d", "i3d", cfg.i3d),
-                                     ("dt", "i3d", cfg.dt_i3d)):
-                if path is not None:
-                    self.nets[name] = load_feature_net(kind, path, cfg.device)
-
-    def _run(self, net, batches: Iterable[np.ndarray]) -> np.ndarray:
-        import torch
-
-        out = []
-        with torch.inference_mode():
-            for batch in batches:
-                out.append(net(torch.from_numpy(batch).to(self.cfg.device)).float().cpu().numpy())
-        return np.concatenate(out)
-
-    def features(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Features of ``frames (T, H, W, 3)`` uint8 from the 256×128 center crops (§7)."""
-        cfg = self.cfg
-        video = center_crop(frames, cfg.crop_width, cfg.crop_height).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        out: dict[str, np.ndarray] = {}
-        if "inception" in self.nets:
-            images = video[::cfg.frame_stride]
-            out["feat_inception"] = self._run(self.nets["inception"], (
-                images[i:i + cfg.batch_size] for i in range(0, len(images), cfg.batch_size)))
-        for name in ("i3d", "dt"):
-            for length in cfg.fvd_frames if name in self.nets else ():
-                starts = _windows(len(video), length)
-                if starts:
-                    clips = np.stack([video[s:s + length].transpose(1, 0, 2, 3) for s in starts])  # (n, 3, L, h, w)
-                    size = max(1, cfg.batch_size // length)
-                    out[f"feat_{name}{length}"] = self._run(self.nets[name], (
-                        clips[i:i + size] for i in range(0, len(clips), size)))
-        return out
-
-    def _amplitude(self, path: Path, traj: np.ndarray, predicted: np.ndarray | None) -> dict[str, np.ndarray]:
-        from gid.pipeline.metrics import amplitude_error
-        from gid.pipeline.spectral import trajectories_to_spectral
-
-        key = match_id(path.stem, self.gt_index)
-        if key is None:
-            return {"problem": np.array(f"{path.name}: no ground-truth id matches")}
-        true_spec, true_frames = load_true_spectral(self.gt_index[key])
-        if true_frames is not None and true_frames != len(traj):
-            return {"problem": np.array(f"{path.name}: {len(traj)} frames, its ground truth {true_frames}")}
-        height, width = true_spec.shape[-2:]
-        if predicted is None:
-            pred_spec = trajectories_to_spectral(resize_flow(traj, height, width), true_spec.shape[0])
-        elif predicted.shape[0] != true_spec.shape[0]:
-            return {"problem": np.array(f"{path.name}: {predicted.shape[0]} frequencies in its .npy, "
-                                        f"ground truth {true_spec.shape[0]}")}
-        else:
-            pred_spec = resize_spectral(predicted, height, width)
-        err = amplitude_error(pred_spec, true_spec, len(traj))
-        return {"amp_abs": err["abs"], "amp_rel": err["rel"], "amp_pred": err["pred_amp"], "amp_true": err["true_amp"]}
-
-    def __call__(self, path: Path, fake: bool) -> dict[str, np.ndarray]:
-        from gid.pipeline.metrics import frame_seam_ratio, loop_seam_error, mean_motion_magnitude
-
-        path = Path(path)
-        frames, fps = _read(path, self.cfg.max_frames)
-        record = {"num_frames": np.array(len(frames)), "fps": np.array(fps), **self.features(frames)}
-        predicted = None
-        sidecar = path.with_suffix(".npy")
-        if fake and sidecar.is_file():
-            predicted = np.load(sidecar).astype(np.float32)
-            if predicted.ndim != 4 or predicted.shape[1] != 4:
-                raise ValueError(f"{sidecar}: a predicted spectral volume must be (K, 4, H, W), got {predicted.shape}")
-        record["predicted"] = np.array(int(predicted is not None))
-        traj = self.flow.trajectories(frames)
-        record["magnitude"] = mean_motion_magnitude(traj).astype(np.float32)
-        record["seam_px"] = np.array(loop_seam_error(traj))
-        record["frame_seam"] = np.array(frame_seam_ratio(frames))
-        if self.gt_index is not None:
-            record.update(self._amplitude(path, traj, predicted))
-        return record
-
-
-def _to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def _from_bytes(data: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(data)) as npz:
-        return {k: npz[k] for k in npz.files}
+from gid.pipeline.video_evaluation import EvalConfig, VideoEvaluator, distribution_metrics, motion_metrics
 
 
 class _RayVideoWorker:
-    """Ray Data actor: loads the nets and the flow once, then turns video paths into record blobs."""
+    """Ray Data actor: loads the nets and the flow once, then turns video paths into records.
+
+    A record travels as one Arrow tensor column per key (:attr:`VideoEvaluator.record_keys`); a key a
+    video has no value for (a feature of windows it is too short for, the amplitude error of a video
+    without ground truth) is an empty array, or an empty string for ``problem``.
+    """
 
     def __init__(self, cfg: EvalConfig, gt_index: dict[str, Path] | None) -> None:
         self.evaluate = VideoEvaluator(cfg, gt_index)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        blobs = [_to_bytes(self.evaluate(Path(p), bool(f))) for p, f in zip(batch["path"], batch["fake"])]
-        return {"path": batch["path"], "record": np.array(blobs, dtype=object)}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        records = [self.evaluate(Path(p), bool(f)) for p, f in zip(batch["path"], batch["fake"])]
+        columns = {"path": batch["path"]}
+        for key in self.evaluate.record_keys:
+            empty = np.array("") if key == "problem" else np.zeros(0, np.float32)
+            columns[key] = np.stack([np.asarray(r.get(key, empty)) for r in records])
+        return columns
+
+
+def _record_from_row(row: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The record of one output row of :class:`_RayVideoWorker`: empty values are absent keys."""
+    return {k: np.asarray(v) for k, v in row.items() if k != "path" and np.asarray(v).size and not
+            (k == "problem" and not str(v))}
 
 
 def evaluate_videos(real_paths: list[Path], fake_paths: list[Path], cfg: EvalConfig,
@@ -281,237 +72,10 @@ def evaluate_videos(real_paths: list[Path], fake_paths: list[Path], cfg: EvalCon
             _RayVideoWorker, fn_constructor_kwargs={"cfg": cfg, "gt_index": gt_index}, batch_size=1,
             concurrency=(1, workers), num_gpus=cfg.num_gpus_per_worker,
         )
-        by_path = {row["path"]: _from_bytes(row["record"]) for row in tqdm(
+        by_path = {row["path"]: _record_from_row(row) for row in tqdm(
             dataset.iter_rows(), total=len(items), desc="eval (Ray Data)", unit="video", disable=not cfg.progress)}
         records = [by_path[str(p)] for p, _ in items]
     return records[:len(real_paths)], records[len(real_paths):]
-
-
-def ground_truth_index(gt: Path) -> dict[str, Path]:
-    """``{id: file}`` of a `gid synth` folder (``gt/*.npz``) or a folder of spectral ``{id}.npy``."""
-    gt = Path(gt)
-    if not gt.is_dir():
-        raise NotADirectoryError(f"--gt {gt}: not a folder; give a `gid synth` folder or a folder of spectral .npy files")
-    if (gt / "manifest.parquet").is_file():
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(gt / "manifest.parquet", columns=["video_id", "gt"]).to_pylist()
-        return {row["video_id"]: gt / row["gt"] for row in rows}
-    found = {p.stem: p for p in sorted(gt.glob("*.npy"))}
-    if not found:
-        raise FileNotFoundError(f"--gt {gt}: neither a `gid synth` folder (manifest.parquet) nor spectral {{id}}.npy files")
-    return found
-
-
-def match_id(stem: str, ids: Iterable[str]) -> str | None:
-    """The id a video named ``stem`` belongs to: equal, or the longest id followed by ``-`` or ``_``."""
-    best = None
-    for key in ids:
-        if stem == key:
-            return key
-        if stem.startswith(key) and stem[len(key)] in "-_" and (best is None or len(key) > len(best)):
-            best = key
-    return best
-
-
-def load_true_spectral(path: Path) -> tuple[np.ndarray, int | None]:
-    """``(spectral (K, 4, H, W), T or None)`` of a gt file: a `gid synth` ``.npz`` knows its T, a ``.npy`` not."""
-    if path.suffix == ".npz":
-        from gid.datasets.synthetic import load_ground_truth
-
-        data = load_ground_truth(path)
-        return data["spectral"], int(data["trajectories"].shape[0])
-    spectral = np.load(path).astype(np.float32)
-    if spectral.ndim != 4 or spectral.shape[1] != 4:
-        raise ValueError(f"{path}: a spectral volume must be (K, 4, H, W), got {spectral.shape}")
-    return spectral, None
-
-
-def resize_flow(traj: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``(T, 2, h, w)`` → ``(T, 2, height, width)``, displacements rescaled by the size ratio."""
-    import cv2
-
-    if traj.shape[2:] == (height, width):
-        return traj
-    scale = np.array([width / traj.shape[3], height / traj.shape[2]], np.float32)[:, None, None]
-    return np.stack([
-        cv2.resize(t.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1) * scale
-        for t in traj
-    ])
-
-
-def resize_spectral(spec: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``(K, 4, h, w)`` → ``(K, 4, height, width)``, x channels scaled by the width ratio, y by the height ratio."""
-    import cv2
-
-    num_freqs, _, src_h, src_w = spec.shape
-    if (src_h, src_w) == (height, width):
-        return spec
-    planes = [cv2.resize(np.ascontiguousarray(p, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-              for p in spec.reshape(num_freqs * 4, src_h, src_w)]
-    scale = np.array([width / src_w] * 2 + [height / src_h] * 2, np.float32)[None, :, None, None]
-    return np.stack(planes).reshape(num_freqs, 4, height, width) * scale
-
-
-def _nanmean(values: Iterable[float]) -> float:
-    """Mean of the finite values; NaN (``null`` in metrics.json) when there are none."""
-    finite = [float(v) for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
-
-def motion_metrics(real: list[dict], fake: list[dict], with_gt: bool) -> tuple[dict, dict, dict]:
-    """Motion metrics from the :class:`VideoEvaluator` records of the real and fake videos.
-
-    Both sets' motion comes from the same optical flow (§3), so its error cancels in the
-    distribution distance; the amplitude error of the real videos' flow against the ground truth
-    (when their names match it) is the floor that flow error alone gives, reported beside the fake
-    videos' error.
-
-    Returns ``(metrics, per_frequency, skipped)``: flat scalars, per-frequency lists (for the spectra
-    plot), and ``{metric: reason}`` for what could not be computed.
-    """
-    from gid.pipeline.metrics import motion_magnitude_distance
-
-    metrics: dict[str, float] = {
-        "motion_magnitude_w1_px": motion_magnitude_distance([r["magnitude"] for r in fake], [r["magnitude"] for r in real]),
-        "motion_magnitude_mean_fake_px": float(np.mean([r["magnitude"].mean() for r in fake])),
-        "motion_magnitude_mean_real_px": float(np.mean([r["magnitude"].mean() for r in real])),
-        "loop_seam_fake_px": float(np.mean([r["seam_px"] for r in fake])),
-        "loop_seam_real_px": float(np.mean([r["seam_px"] for r in real])),
-        "frame_seam_ratio_fake": _nanmean(r["frame_seam"] for r in fake),
-        "frame_seam_ratio_real": _nanmean(r["frame_seam"] for r in real),
-    }
-    per_frequency: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
-    for label, records, metric in (("fake", fake, "motion_amplitude_error"), ("real", real, "motion_amplitude_error_floor")):
-        paired = [r for r in records if "amp_abs" in r]
-        problems = [str(r["problem"]) for r in records if "problem" in r]
-        if not with_gt:
-            skipped[metric] = "no --gt given (the per-pixel comparison needs the true motion)"
-            continue
-        if not paired:
-            skipped[metric] = f"no {label} video has usable ground truth ({problems[0]})"
-            continue
-        abs_err = np.mean([r["amp_abs"] for r in paired], axis=0)
-        rel_err = np.nanmean(np.stack([r["amp_rel"] for r in paired]), axis=0)
-        metrics[f"{metric}_px"] = float(abs_err[1:].mean())
-        metrics[f"{metric}_rel"] = float(np.nanmean(rel_err[1:]))
-        metrics[f"{metric}_videos"] = float(len(paired))
-        per_frequency[f"{label}_amplitude_error_px"] = abs_err.tolist()
-        per_frequency[f"{label}_amplitude_error_rel"] = rel_err.tolist()
-        per_frequency[f"{label}_amplitude_px"] = np.mean([r["amp_pred"] for r in paired], axis=0).tolist()
-        per_frequency.setdefault("true_amplitude_px", np.mean([r["amp_true"] for r in paired], axis=0).tolist())
-        if problems:
-            per_frequency[f"{label}_without_ground_truth"] = problems
-    predicted = sum(int(r["predicted"]) for r in fake)
-    per_frequency["fake_motion_source"] = (f"predicted spectral volumes (.npy beside {predicted} videos)"
-                                           if predicted else "optical flow of the fake videos")
-    return metrics, per_frequency, skipped
-
-
-def distribution_metrics(cfg: EvalConfig, real: list[dict], fake: list[dict]) -> tuple[dict, dict, dict]:
-    """FID, KID, FVD(32), DTFVD(32) and the sliding-window curves from the records' features.
-
-    A metric the features cannot support (too few windows or samples) is listed in ``skipped``
-    with the reason instead of failing the whole evaluation.
-    """
-    from gid.pipeline.metrics import frechet_feature_distance, kernel_inception_distance, sliding_window_frechet
-
-    metrics: dict[str, float] = {}
-    curves: dict[str, dict] = {}
-    skipped: dict[str, str] = {}
-
-    def attempt(names: tuple[str, ...], compute) -> None:
-        try:
-            compute()
-        except ValueError as err:
-            for name in names:
-                skipped[name] = str(err)
-
-    def inception() -> None:
-        a = np.concatenate([r["feat_inception"] for r in real])
-        b = np.concatenate([r["feat_inception"] for r in fake])
-        metrics["fid"] = frechet_feature_distance(a, b)
-        metrics["kid_x100"], metrics["kid_x100_std"] = kernel_inception_distance(a, b, cfg.kid_subsets, cfg.kid_subset_size)
-
-    def sliding_fid() -> None:
-        starts, values = sliding_window_frechet(
-            [r["feat_inception"] for r in real], [r["feat_inception"] for r in fake],
-            max(1, cfg.fid_window // cfg.frame_stride), max(1, cfg.fid_window_stride // cfg.frame_stride))
-        curves["sliding_fid"] = {"start_frame": (starts * cfg.frame_stride).tolist(), "value": values.tolist(),
-                                 "window_frames": cfg.fid_window}
-
-    if cfg.inception is None:
-        skipped.update(dict.fromkeys(("fid", "kid_x100", "sliding_fid"), "no --inception weights given"))
-    else:
-        attempt(("fid", "kid_x100"), inception)
-        attempt(("sliding_fid",), sliding_fid)
-    for net, option, label in (("i3d", cfg.i3d, "fvd"), ("dt", cfg.dt_i3d, "dtfvd")):
-        for length in cfg.fvd_frames:
-            name, key = (label if length == 16 else f"{label}{length}"), f"feat_{net}{length}"
-            if option is None:
-                skipped[name] = f"no --{'i3d' if net == 'i3d' else 'dt-i3d'} weights given"
-            elif not all(key in r for r in [*real, *fake]):
-                skipped[name] = f"some videos are shorter than {length} frames"
-            else:
-                attempt((name,), lambda name=name, key=key: metrics.__setitem__(name, frechet_feature_distance(
-                    np.concatenate([r[key] for r in real]), np.concatenate([r[key] for r in fake]))))
-
-    def sliding_dtfvd() -> None:
-        if not all("feat_dt16" in r for r in [*real, *fake]):
-            raise ValueError("some videos are shorter than 16 frames")
-        starts, values = sliding_window_frechet([r["feat_dt16"] for r in real], [r["feat_dt16"] for r in fake], 1, 1)
-        curves["sliding_dtfvd"] = {"start_frame": (starts * 16).tolist(), "value": values.tolist(), "window_frames": 16}
-
-    if cfg.dt_i3d is None:
-        skipped["sliding_dtfvd"] = "no --dt-i3d weights given"
-    else:
-        attempt(("sliding_dtfvd",), sliding_dtfvd)
-    return metrics, curves, skipped
-
-
-def plot_curves(path: Path, curves: dict[str, dict]) -> Path:
-    """Sliding-window FID / DTFVD against the window's start frame (§7), one panel each."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.2), dpi=110, squeeze=False)
-    for ax, (name, curve) in zip(axes[0], curves.items()):
-        label = "FID" if name == "sliding_fid" else "DTFVD"
-        ax.plot(curve["start_frame"], curve["value"], marker="o", ms=3)
-        ax.set_xlabel("window start (frame)")
-        ax.set_ylabel(f"{label}, {curve['window_frames']}-frame windows")
-        ax.set_title(f"sliding-window {label}")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_magnitudes(path: Path, fake: list[np.ndarray], real: list[np.ndarray]) -> Path:
-    """Histograms (log density) of the per-pixel mean motion magnitude of the fake and real videos."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    a = np.concatenate([m.ravel() for m in fake])
-    b = np.concatenate([m.ravel() for m in real])
-    bins = np.linspace(0, max(float(a.max()), float(b.max()), 1e-3), 50)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
-    ax.hist(b, bins=bins, alpha=0.5, density=True, label="real", log=True)
-    ax.hist(a, bins=bins, alpha=0.5, density=True, label="generated", log=True)
-    ax.set_xlabel("mean motion magnitude W(p) (px)")
-    ax.set_ylabel("density")
-    ax.set_title("Motion magnitude distribution")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
 
 
 def log_to_mlflow(cfg: EvalConfig, report: dict) -> str:
@@ -536,8 +100,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     Returns the report written to ``metrics.json``: ``inputs``, ``metrics`` (flat name → value),
     ``per_frequency``, ``curves``, ``skipped`` (name → why), ``seconds``, ``plots``.
     """
+    from gid.datasets.ground_truth import ground_truth_index
+    from gid.datasets.video import list_videos
     from gid.pipeline.spectral import frequencies_hz
-    from gid.pipeline.visualize import plot_spectra
+    from gid.pipeline.visualize import plot_curves, plot_magnitudes, plot_spectra
 
     real_paths = list_videos(cfg.real, "--real")
     fake_paths = list_videos(cfg.fake, "--fake")
@@ -594,4 +160,3 @@ def _finite(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
-

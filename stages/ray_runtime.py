@@ -24,9 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
 
 def resolve_address(address: str | None) -> str | None:
@@ -90,15 +88,3 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
              runtime_env={"worker_process_setup_hook": quiet_state_api_warnings}, **common)
     return True
 
-
-@contextmanager
-def ray_session(address: str | None = None, **local: Any) -> Iterator[bool]:
-    """``with ray_session(address): ...``: :func:`init_ray`, and shut down on exit only what was started here."""
-    import ray
-
-    started = init_ray(address, **local)
-    try:
-        yield started
-    finally:
-        if started:
-            ray.shutdown()

@@ -109,7 +109,7 @@ def test_animate_with_a_model_bundle(tmp_path):
     """--model: a random tiny bundle predicts the motion; the video has the photo's own size and is
     what the in-process pipeline renders."""
     from gid.pipeline import GIDPipeline
-    from gid.pipeline.motion_pipeline import write_random_bundle
+    from gid.testing.bundles import write_random_bundle
 
     write_random_bundle(tmp_path / "b", num_frames=30)
     yy, xx = np.mgrid[0:50, 0:90]

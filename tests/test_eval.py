@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gid.stages.evaluate import (
-    EvalConfig, center_crop, distribution_metrics, evaluate, evaluate_videos, ground_truth_index, list_videos,
-    match_id, resize_spectral,
-)
+from gid.datasets.ground_truth import ground_truth_index, match_id
+from gid.datasets.video import list_videos
+from gid.pipeline.video_evaluation import EvalConfig, center_crop, distribution_metrics
+from gid.stages.evaluate import evaluate, evaluate_videos
 
 
 @pytest.fixture(scope="module")
@@ -127,14 +127,6 @@ def test_predicted_spectral_beside_a_video_replaces_its_flow(tmp_path, synth_sma
     # |1.5·a − a| = 0.5·a at every pixel and frequency, with no flow error at all
     assert report["metrics"]["motion_amplitude_error_px"] == pytest.approx(0.5 * truth[1:].mean(), rel=1e-5)
     assert report["per_frequency"]["fake_motion_source"].startswith("predicted spectral volumes")
-
-
-def test_resize_spectral_rescales_displacements():
-    spec = np.zeros((2, 4, 6, 8), np.float32)
-    spec[:, 0], spec[:, 3] = 1.0, 2.0  # Re Sx = 1, Im Sy = 2 everywhere
-    out = resize_spectral(spec, 12, 32)  # height ×2, width ×4
-    assert out.shape == (2, 4, 12, 32)
-    assert np.allclose(out[:, 0], 4.0) and np.allclose(out[:, 3], 4.0) and np.allclose(out[:, [1, 2]], 0.0)
 
 
 def test_every_net_metric_with_random_weights(synth_small, static_fake, tiny_weights):

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from gid.datasets.synthetic import SynthConfig, write_dataset
-from gid.stages import procfs
-from gid.stages.local_cluster import ClusterConfig, LocalCluster, wait_for
+from gid.testing import procfs
+from gid.testing.local_cluster import ClusterConfig, LocalCluster, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gid.pipeline import GIDPipeline
-from gid.pipeline.motion_pipeline import write_random_bundle
+from gid.testing.bundles import write_random_bundle
 from gid.pipeline.normalize import save_scales
 
 T = 30

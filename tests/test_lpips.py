@@ -88,7 +88,7 @@ def test_bad_weights_and_inputs(model, tmp_path):
 
 
 def test_frame_scores_report_lpips_when_given(model):
-    from gid.pipeline.render_eval import frame_scores
+    from gid.testing.render_eval import frame_scores
 
     target, source = (images(8) * 255).round() / 255, images(9)  # 8-bit frames, as frame_scores scores
     pred = target.clone()

@@ -172,7 +172,7 @@ def test_video_names_are_unique_per_source():
 
 def test_clip_table_rows_are_named_after_their_video(clip_table):
     """`gid eval --gt` matches a video to its true motion by the id its name starts with."""
-    from gid.stages.evaluate import match_id
+    from gid.datasets.ground_truth import match_id
     from gid.stages.render import collect_inputs
 
     _, table = clip_table

@@ -21,7 +21,7 @@ def psnr(a, b):
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     """A random tiny-preset bundle written through the agreed save_pretrained APIs."""
-    from gid.pipeline.motion_pipeline import write_random_bundle
+    from gid.testing.bundles import write_random_bundle
 
     return write_random_bundle(tmp_path_factory.mktemp("bundle"), num_frames=FRAMES)
 

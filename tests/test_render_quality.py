@@ -75,7 +75,7 @@ def test_compare_on_videos_scores_both_renderers_on_hard_pixels():
     the clip changes, and disocclusion holes are scored separately."""
     from gid.datasets.synthetic import SynthConfig, generate_video
     from gid.pipeline.frame_quality import psnr as frame_psnr
-    from gid.pipeline.render_eval import compare_on_videos
+    from gid.testing.render_eval import compare_on_videos
     from gid.pipeline.renderer import FrameRenderer
 
     video = generate_video(4, 0, SynthConfig(num_frames=24, width=64, height=48))

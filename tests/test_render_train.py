@@ -58,7 +58,7 @@ def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tm
     """`fit` trains the renderer into OUT/renderer (with an MLflow picture); on held-out clips (never
     seen, exact motion) the trained renderer is closer to the real frames than the splat baseline
     where the clip changes. Small budget for CI; docs/animate.md has the longer runs."""
-    from gid.pipeline.render_eval import compare_on_videos
+    from gid.testing.render_eval import compare_on_videos
     from gid.pipeline.renderer import FrameRenderer
     from gid.stages.train_renderer import RendererTask
     from gid.stages.training import TrainConfig, fit

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gid.stages import procfs
+from gid.testing import procfs
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

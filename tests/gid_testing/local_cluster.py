@@ -5,7 +5,7 @@ CPUs each. Every node is its own set of processes (raylet, object store, agents,
 on separate machines, so a node can be killed with SIGKILL and a replacement added while a job runs.
 
 The nodes are started by ``ray.cluster_utils.Cluster`` inside a *controller* process
-(``python -m gid.stages.local_cluster``) with a private temp dir (``RAY_TMPDIR``), so that neither the
+(``python -m gid.testing.local_cluster``) with a private temp dir (``RAY_TMPDIR``), so that neither the
 cluster's address file nor its sockets touch other Ray sessions on the machine (``ray.init()``
 elsewhere keeps starting its own local Ray). :class:`LocalCluster` drives the controller over a pipe:
 one JSON command per line in, one JSON reply per line out. Ray itself resolves 127.0.0.1 to the
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from gid.stages import procfs
+from gid.testing import procfs
 from gid.stages.ray_runtime import spill_directory
 
 
@@ -171,7 +171,7 @@ class LocalCluster:
         env = dict(os.environ, RAY_TMPDIR=str(self.root), RAY_USAGE_STATS_ENABLED="0")
         env.pop("RAY_ADDRESS", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gid.stages.local_cluster", json.dumps(asdict(self.cfg)), str(self.root)],
+            [sys.executable, "-m", "gid.testing.local_cluster", json.dumps(asdict(self.cfg)), str(self.root)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(self.log_path, "w"), text=True, env=env,
             start_new_session=True)
         try:
