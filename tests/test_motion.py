@@ -256,6 +256,6 @@ def test_train_cli_reports_bad_data_folder(tmp_path):
     empty.mkdir()
     for data, message in ((tmp_path / "missing", "no such data folder"), (empty, "no clips/ folder")):
         run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "train", "vae", "--data", str(data),
-                              "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+                              "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=400)
         assert run.returncode == 2
         assert run.stderr.strip().splitlines()[-1].startswith("gid: error:") and message in run.stderr

@@ -38,7 +38,7 @@ import pathlib
 print(sum(p.stat().st_size for p in pathlib.Path({str(tmp_path / 'spill')!r}).rglob('*') if p.is_file()))
 ray.shutdown()
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=500)
     assert result.returncode == 0, result.stderr[-2000:]
     spilled = int(result.stdout.strip().splitlines()[-1])
     assert spilled >= 40 * 1024 * 1024, f"only {spilled} bytes spilled"
@@ -58,7 +58,7 @@ def test_gid_train_runs_on_gids_own_local_ray_without_state_api_warnings(tmp_pat
     env.pop("RAY_ADDRESS", None)
     run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "train", "vae", "--data", str(data), "--out",
                           str(tmp_path / "bundle"), "--max-steps", "20", "--batch-size", "2"], capture_output=True, text=True,
-                         timeout=300, env=env)
+                         timeout=540, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "spill").is_dir(), "gid train did not start its Ray through init_ray"
     output = run.stdout + run.stderr

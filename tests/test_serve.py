@@ -35,7 +35,7 @@ def npy_bytes(array):
     return buf.getvalue()
 
 
-def wait_ready(client, pid, timeout=60):
+def wait_ready(client, pid, timeout=400):
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         info = client.get(f"/api/photos/{pid}").json()
