@@ -127,12 +127,17 @@ def _psnr_frames(a: np.ndarray, b: np.ndarray) -> list[float]:
     return [psnr(torch.from_numpy(np.array(x)).float().div(255), torch.from_numpy(np.array(y)).float().div(255)) for x, y in zip(a, b)]
 
 
+def seam(frames: np.ndarray) -> float:
+    """Jump from the last frame to the first of ``frames (T, H, W, 3)`` over the median frame step."""
+    steps = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    wrap = float(np.abs(frames[0].astype(np.int16) - frames[-1]).mean())
+    return wrap / max(float(np.median(steps)), 1e-6)
+
+
 def fidelity(loop: np.ndarray, real: np.ndarray) -> LoopFidelity:
     """:class:`LoopFidelity` of ``loop`` against ``real`` (both ``(T, H, W, 3)`` uint8; see the module docstring)."""
     if loop.shape != real.shape or len(loop) < 3:
         raise ValueError(f"loop and real clip must be (T ≥ 3, H, W, 3) of one shape, got {loop.shape} and {real.shape}")
     still = np.broadcast_to(real[0], real[1:].shape)
-    steps = np.abs(np.diff(loop.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
-    wrap = float(np.abs(loop[0].astype(np.int16) - loop[-1]).mean())
     return LoopFidelity(float(np.mean(_psnr_frames(loop[1:], real[1:]))), float(np.mean(_psnr_frames(still, real[1:]))),
-                        wrap / max(float(np.median(steps)), 1e-6))
+                        seam(loop))

@@ -29,24 +29,12 @@ class MotionSource:
 
 
 def load_spectral(path: str | Path, num_frames: int = 150, fps: float = 30.0) -> MotionSource:
-    """A ``(K, 4, h, w)`` spectral volume from a ``.npy`` file, or the ``spectral`` array of a ``.npz``
-    (such as `gid synth`'s ``gt/*.npz``), with a readable error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such spectral volume; give a .npy file holding a (K, 4, H, W) array")
-    try:
-        spectral = np.load(path, allow_pickle=False)
-        if isinstance(spectral, np.lib.npyio.NpzFile):
-            with spectral:
-                if "spectral" not in spectral.files:
-                    raise ValueError(f"{path}: this .npz has no 'spectral' array (it has {', '.join(spectral.files)})")
-                spectral = spectral["spectral"]
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a .npy array ({err}); save the spectral volume with numpy.save") from None
-    except ValueError as err:
-        message = str(err) if str(err).startswith(str(path)) else f"{path}: not a .npy array ({err})"
-        raise ValueError(f"{message}; save the spectral volume with numpy.save") from None
-    return check_spectral(spectral, str(path), num_frames, fps)
+    """A ``(K, 4, h, w)`` spectral volume from a ``.npy``, a ``.npz`` (such as `gid synth`'s ``gt/*.npz``) or a
+    `gid motion` folder (whose motion.json gives T and fps instead of ``num_frames`` and ``fps``)."""
+    from gid.datasets.spectral_file import load_spectral as read
+
+    volume = read(path)
+    return check_spectral(volume.spectral, str(path), volume.num_frames or num_frames, volume.fps or fps)
 
 
 def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float) -> MotionSource:
