@@ -47,7 +47,7 @@ class SwayConfig:
     fps: float = 30.0
     width: int = 256
     height: int = 170
-    components: list[tuple[float, float]] = field(default_factory=lambda: [(0.6, 3.0), (2.2, 1.2)])
+    components: list[tuple[float, float]] = field(default_factory=lambda: [(0.6, 3.0), (2.2, 1.2), (4.5, 0.6)])
     camera_px: float = 0.0
     photo: str = "flower.jpg"
 
