@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 SIGNIFICANT_PX = 0.5  # camera motion below this (largest corner displacement, px) is flow noise
+STILL_SHARE = 0.8  # a frame is taken as unmoved when zero motion fits ≥ 80 % as many pixels as the affine fit
 
 
 @dataclass
@@ -43,6 +44,9 @@ def fit_affine(flow: np.ndarray, step: int, threshold_px: float = 0.5, min_px: f
     then refitted by least squares on the pixels within a tolerance of it, halved from ``threshold_px``
     down to ``min_px`` while at least a tenth of the pixels remain (the RANSAC inliers include the slow
     edges of swaying parts, which bias it): the largest set of pixels that move as one rigid picture wins.
+    Zero motion is kept when it fits at least ``STILL_SHARE`` as many pixels within ``threshold_px``:
+    flow that leaks from a swaying part into its still surroundings (small pictures, DIS fast) can
+    make a slightly moving affine look best, and a tripod shot must not be "stabilised" by it.
     """
     height, width = flow.shape[1:]
     ys, xs = np.mgrid[step // 2:height:step, step // 2:width:step]
@@ -62,6 +66,10 @@ def fit_affine(flow: np.ndarray, step: int, threshold_px: float = 0.5, min_px: f
             break
         matrix = np.linalg.lstsq(design[close], dst[close].astype(np.float64), rcond=None)[0].T
         tolerance /= 2
+    fitted = (np.linalg.norm(dst - design @ matrix.T, axis=1) < threshold_px).sum()
+    still = (np.linalg.norm(dst - src, axis=1) < threshold_px).sum()
+    if still >= STILL_SHARE * fitted:  # a still camera explains the picture about as well: no camera motion
+        return np.zeros((2, 3))
     return matrix - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 

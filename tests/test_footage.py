@@ -163,7 +163,9 @@ def test_camera_fit_recovers_the_handheld_translation(clips):
     fit = camera_motion(traj)
     path = camera_path(SwayConfig(**{**cfg.__dict__, "num_frames": 60}))
     assert fit.significant
-    np.testing.assert_allclose(fit.affine[:, :, 2], path, atol=0.3)
+    moved = np.abs(fit.affine).sum(axis=(1, 2)) > 0  # frames where a still camera does not fit as well
+    assert moved.mean() > 0.8 and (np.linalg.norm(path[~moved], axis=1) < 0.6).all()
+    np.testing.assert_allclose(fit.affine[moved, :, 2], path[moved], atol=0.3)
     assert np.abs(fit.affine[:, :, :2]).max() < 5e-3
     residual = remove_camera_motion(traj.copy(), fit)
     corner = np.abs(residual[:, :, :10, :10]).mean()
@@ -248,7 +250,9 @@ def test_interact_pokes_a_video(clips, gid, tmp_path):
               "--spectral-frames", 60, "--frames", 60, "--damping", 0.3)
     assert res.returncode == 0, res.err
     frames, _ = read_video(tmp_path / "p.mp4")
-    moved = make_flow("dis").trajectories(frames)[:, :, H // 3:2 * H // 3, W // 3:2 * W // 3]
+    rest = read_video(path, max_frames=1)[0]  # the video's frame 0: the scene at rest
+    moved = make_flow("dis-medium").pairs(np.broadcast_to(rest, frames.shape), frames)
+    moved = moved[:, :, H // 3:2 * H // 3, W // 3:2 * W // 3]
     early, late = np.abs(moved[1:5, 0]).mean(), np.abs(moved[-5:, 0]).mean()
     assert early > 1.0 and late < 0.3 * early, (early, late)
     res = gid("interact", path, "--point", "1,1", "--pull", "4,0", "--out", tmp_path / "q.mp4", "--spectral-frames", 60)
