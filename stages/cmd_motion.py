@@ -18,7 +18,7 @@ def clip_options(start: float, frames: int, fps: float | None, size: str | None,
 
 HELP = {
     "start": "Where the clip starts in the video (seconds).",
-    "frames": "Frames in the clip (T): the loop's length, and 1/T Hz the spacing of its frequencies.",
+    "frames": "Frames in the clip (T): the loop's length; its frequency bins are fps/T Hz apart.",
     "fps": "Resample the video to this frame rate (default: its own).",
     "num_freqs": "K, frequencies kept (bins k·fps/T Hz, k < K).",
     "max_side": "Long side of the clip in px, aspect ratio kept (never enlarged).",
