@@ -64,7 +64,7 @@ class LoopFidelity:
 
 
 def video_motion(frames: np.ndarray, fps: float, flow: FlowMethod, num_freqs: int = 16, camera: str = "remove",
-                 quality: QualityConfig | None = None) -> VideoMotion:
+                 quality: QualityConfig | None = None, progress: bool = False) -> VideoMotion:
     """Spectral volume of ``frames (T, H, W, 3)`` uint8 at ``fps``; ``camera``: ``remove`` or ``keep`` its fit."""
     if camera not in ("remove", "keep"):
         raise ValueError(f"--camera must be remove or keep, got {camera!r}")
@@ -73,7 +73,7 @@ def video_motion(frames: np.ndarray, fps: float, flow: FlowMethod, num_freqs: in
     if not 2 <= num_freqs <= len(frames) // 2 + 1:
         raise ValueError(f"--num-freqs must be in [2, frames//2+1 = {len(frames) // 2 + 1}], got {num_freqs}; "
                          f"lower --num-freqs or raise --frames")
-    traj = flow.trajectories(frames)
+    traj = flow.trajectories(frames, progress=progress)
     report = assess(frames, traj, flow, quality)
     fit = camera_motion(traj)
     if camera == "remove" and fit.significant:

@@ -55,7 +55,7 @@ def load_video_motion(video: str | Path, opts: ClipOptions):
 
     flow = make_flow(opts.flow)
     clip = read_clip(str(video), opts.frames, opts.start, opts.fps, opts.size, opts.max_side)
-    motion = video_motion(clip.frames, clip.fps, flow, opts.num_freqs, opts.camera)
+    motion = video_motion(clip.frames, clip.fps, flow, opts.num_freqs, opts.camera, progress=True)
     notes = []
     cam = motion.camera
     if cam.removed:

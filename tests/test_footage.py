@@ -284,3 +284,10 @@ def test_serve_takes_a_video_upload(clips):
     assert res.status_code == 413 and "clip.mp4: the video is 5.0 s long, over the 2 s limit" in res.json()["detail"]
     res = strict.post("/api/photos", files={"photo": ("bad.mp4", b"\x00" * 5000, "video/mp4")})
     assert res.status_code == 400 and "bad.mp4" in res.json()["detail"] and "upload" not in res.json()["detail"]
+
+
+def test_trajectories_with_progress_are_the_same_flows():
+    """`gid motion`/`gid loop` show a flow progress bar: chunks of 16 pairs give the flows of one call."""
+    frames, _ = swaying_video(SwayConfig(num_frames=40, width=64, height=42))
+    flow = make_flow("dis")
+    np.testing.assert_array_equal(flow.trajectories(frames, progress=True), flow.trajectories(frames))
