@@ -40,12 +40,21 @@ class FlowMethod:
         """
         raise TypeError(f"{type(self).__name__} must implement pairs()")
 
-    def trajectories(self, frames: np.ndarray) -> np.ndarray:
-        """``frames (T, H, W, 3)`` uint8 → trajectories ``(T, 2, H, W)`` float32 with ``F_0 = 0`` (§3)."""
+    def trajectories(self, frames: np.ndarray, progress: bool = False) -> np.ndarray:
+        """``frames (T, H, W, 3)`` uint8 → trajectories ``(T, 2, H, W)`` float32 with ``F_0 = 0`` (§3).
+
+        ``progress``: a tqdm bar over chunks of 16 frames (long single clips, `gid loop`).
+        """
         num_frames, height, width = frames.shape[:3]
         out = np.zeros((num_frames, 2, height, width), np.float32)
-        if num_frames > 1:
+        if num_frames > 1 and not progress:
             out[1:] = self.pairs(np.broadcast_to(frames[0], frames[1:].shape), frames[1:])
+        elif num_frames > 1:
+            from tqdm import tqdm
+
+            for start in tqdm(range(1, num_frames, 16), desc="flow", unit="chunk"):
+                chunk = frames[start:start + 16]
+                out[start:start + len(chunk)] = self.pairs(np.broadcast_to(frames[0], chunk.shape), chunk)
         return out
 
 

@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 
 # One module per subcommand, each with `register(app)`. Order is the order of `gid --help`.
-COMMAND_MODULES = ["synth", "preview", "preprocess", "train", "train_renderer", "animate", "render", "interact", "serve", "eval", "convert_weights", "demo"]
+COMMAND_MODULES = ["synth", "preview", "preprocess", "train", "train_renderer", "animate", "render", "motion", "loop", "interact", "serve", "eval", "convert_weights", "demo"]
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"gid.stages.cmd_{_name}").register(app)

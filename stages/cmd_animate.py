@@ -6,20 +6,6 @@ from pathlib import Path
 import typer
 
 
-def _load_spectral(path: Path):
-    import numpy as np
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no spectral volume here; give a .npy file of shape (K, 4, H, W)")
-    try:
-        spectral = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"{path}: not a .npy array ({err}); save the volume with numpy.save") from None
-    if spectral.ndim != 4 or spectral.shape[1] != 4:
-        raise ValueError(f"{path}: spectral volume must have shape (K, 4, H, W), got {spectral.shape}")
-    return spectral
-
-
 def _load_renderer(choice: str | None, model: Path | None):
     """``None`` for the splat baseline, else a FrameRenderer in eval mode (bundle's renderer by default)."""
     from gid.pipeline.renderer import load_renderer
@@ -39,14 +25,16 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="The video to write (H.264 MP4)."),
         model: Path = typer.Option(None, help="A trained model bundle (gid train …) that predicts the motion."),
         spectral: Path = typer.Option(None, help="Use this (K, 4, H, W) .npy spectral volume instead of a model "
-                                                 "(e.g. a synthetic clip's ground truth)."),
+                                                 "(e.g. a synthetic clip's ground truth), or a `gid motion` folder "
+                                                 "(its motion.json gives T and fps)."),
         renderer: str = typer.Option(None, help="'splat' for plain softmax splatting, or a trained renderer folder; "
                                                 "default: the bundle's renderer if it has one, else splat."),
-        frames: int = typer.Option(150, help="Number of frames T (the motion repeats every T frames)."),
+        frames: int = typer.Option(None, help="Number of frames T (the motion repeats every T frames); default "
+                                              "150, or the T of a `gid motion` folder."),
         spectral_frames: int = typer.Option(None, help="With --spectral: the T its volume was computed over "
                                                        "(rfft of T frames); amplitudes are rescaled by frames/T so "
                                                        "motion stays in pixels. Default: --frames."),
-        fps: float = typer.Option(30.0, help="Frame rate of the video."),
+        fps: float = typer.Option(None, help="Frame rate of the video; default 30, or that of a `gid motion` folder."),
         loop: bool = typer.Option(False, "--loop", help="Looping guidance (§6) so the video repeats without a seam "
                                                         "(with --model)."),
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it."),
@@ -66,7 +54,15 @@ def register(app: typer.Typer) -> None:
         from gid.datasets.video import write_gif, write_video
         from gid.pipeline.animate import animate as run_animate
         from gid.pipeline.images import fit_image, load_image
+        from gid.datasets.spectral_file import load_spectral
 
+        given = load_spectral(spectral) if spectral is not None and model is None else None
+        if frames is None:
+            frames = given.num_frames if given is not None and given.num_frames else 150
+        if fps is None:
+            fps = given.fps if given is not None and given.fps else 30.0
+        if spectral_frames is None and given is not None:
+            spectral_frames = given.num_frames
         if (model is None) == (spectral is None):
             raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
         if frames < 2:
@@ -84,7 +80,7 @@ def register(app: typer.Typer) -> None:
             volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, loop=loop,
                           seed=seed, batch_size=1)[0].float().cpu().numpy()
         else:
-            volume = _load_spectral(spectral)
+            volume = given.spectral
             if spectral_frames is not None:
                 if spectral_frames < 2:
                     raise ValueError(f"--spectral-frames must be at least 2, got {spectral_frames}")

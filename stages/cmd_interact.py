@@ -11,7 +11,8 @@ from gid.stages.options import parse_pair
 def register(app: typer.Typer) -> None:
     @app.command()
     def interact(
-        image: Path = typer.Argument(..., help="The photo to poke (PNG, JPEG, TIFF, WebP, ...)."),
+        image: Path = typer.Argument(..., help="The photo to poke (PNG, JPEG, TIFF, WebP, ...), or a video (MP4, MOV, "
+                                               "…): its first frame, moved by the video's own modes."),
         out: Path = typer.Option(..., help="Video to write (H.264 MP4)."),
         point: str = typer.Option(..., help="X,Y: the pixel of the photo to push or pull (0,0 = top left)."),
         force: str = typer.Option(None, help="FX,FY: force at the point, in pixels (x right, y down); an impulse "
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
                                                  "`gid synth` gt/*.npz (its exact motion); any size: it is resized "
                                                  "to the photo."),
         spectral_frames: int = typer.Option(150, help="T of the clip --spectral was computed from (defines the mode "
-                                                      "frequencies k·fps/T)."),
+                                                      "frequencies k·fps/T); with a video, the frames of its clip."),
+        start: float = typer.Option(0.0, help="With a video: where its clip starts (seconds)."),
         spectral_fps: float = typer.Option(30.0, help="Frame rate of the clip --spectral was computed from."),
         frames: int = typer.Option(150, help="Frames to simulate and render."),
         fps: float = typer.Option(30.0, help="Frame rate of the output video."),
@@ -53,7 +55,7 @@ def register(app: typer.Typer) -> None:
             pull=parse_pair(pull, "--pull") if pull is not None else None,
             spectral=spectral, model=model, spectral_frames=spectral_frames, spectral_fps=spectral_fps,
             frames=frames, fps=fps, damping=damping, mass=mass, release=release, renderer=renderer,
-            max_side=max_side, steps=steps, guidance=guidance, seed=seed,
+            max_side=max_side, steps=steps, guidance=guidance, seed=seed, start=start,
         )
         path = run(cfg)
         typer.echo(f"wrote {path}")

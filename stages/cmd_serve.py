@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
                                                 "sharper and slower."),
         max_upload_mb: float = typer.Option(20.0, help="Largest upload accepted, in MB."),
         max_megapixels: float = typer.Option(40.0, help="Largest photo accepted, in megapixels (checked before decoding)."),
+        max_video_seconds: float = typer.Option(30.0, help="Longest video accepted, in seconds (its first "
+                                                           "--spectral-frames frames are used)."),
         spectral_frames: int = typer.Option(150, help="T of the clips uploaded spectral volumes were computed from."),
         spectral_fps: float = typer.Option(30.0, help="Frame rate of those clips."),
         steps: int = typer.Option(50, help="With --model: DDIM denoising steps per photo."),
@@ -30,6 +32,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = ServeConfig(model=model, examples=examples, work_side=work_side,
                           max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
+                          max_video_seconds=max_video_seconds,
                           spectral_frames=spectral_frames, spectral_fps=spectral_fps, steps=steps,
                           guidance=guidance, seed=seed)
         typer.echo(f"gid serve: open http://{host}:{port}/ (Ctrl+C stops it)")

@@ -1,6 +1,6 @@
 """`gid interact` and `gid serve` wiring: where a photo's motion comes from, and one poke rendered to MP4.
 
-Motion comes either from a given spectral volume ``(K, 4, h, w)`` (``.npy``, pixels, e.g. the ground
+Motion comes from a video's own clip (its frame 0 is the photo, :mod:`gid.stages.footage`), from a given spectral volume ``(K, 4, h, w)`` (``.npy``, pixels, e.g. the ground
 truth of `gid synth`) or from a trained bundle through
 ``gid.pipeline.GIDPipeline`` (the photo resized to the model's resolution). The
 volume is then resized to the photo with its motion rescaled (``gid.pipeline.render.resize_spectral``),
@@ -9,6 +9,7 @@ the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames ren
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,24 +30,12 @@ class MotionSource:
 
 
 def load_spectral(path: str | Path, num_frames: int = 150, fps: float = 30.0) -> MotionSource:
-    """A ``(K, 4, h, w)`` spectral volume from a ``.npy`` file, or the ``spectral`` array of a ``.npz``
-    (such as `gid synth`'s ``gt/*.npz``), with a readable error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such spectral volume; give a .npy file holding a (K, 4, H, W) array")
-    try:
-        spectral = np.load(path, allow_pickle=False)
-        if isinstance(spectral, np.lib.npyio.NpzFile):
-            with spectral:
-                if "spectral" not in spectral.files:
-                    raise ValueError(f"{path}: this .npz has no 'spectral' array (it has {', '.join(spectral.files)})")
-                spectral = spectral["spectral"]
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a .npy array ({err}); save the spectral volume with numpy.save") from None
-    except ValueError as err:
-        message = str(err) if str(err).startswith(str(path)) else f"{path}: not a .npy array ({err})"
-        raise ValueError(f"{message}; save the spectral volume with numpy.save") from None
-    return check_spectral(spectral, str(path), num_frames, fps)
+    """A ``(K, 4, h, w)`` spectral volume from a ``.npy``, a ``.npz`` (such as `gid synth`'s ``gt/*.npz``) or a
+    `gid motion` folder (whose motion.json gives T and fps instead of ``num_frames`` and ``fps``)."""
+    from gid.datasets.spectral_file import load_spectral as read
+
+    volume = read(path)
+    return check_spectral(volume.spectral, str(path), volume.num_frames or num_frames, volume.fps or fps)
 
 
 def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float) -> MotionSource:
@@ -93,9 +82,17 @@ class InteractConfig:
     guidance: float = 1.75
     seed: int = 0
 
+    start: float = 0.0  # with a video: where its clip starts (s); the clip has spectral_frames frames
+
     def __post_init__(self) -> None:
-        if (self.model is None) == (self.spectral is None):
-            raise ValueError("give exactly one of --model DIR (a trained bundle) or --spectral FILE.npy")
+        from gid.stages.footage import is_video
+
+        if is_video(self.image):
+            if self.model is not None or self.spectral is not None:
+                raise ValueError(f"a video ({self.image}) brings its own motion; drop --model and --spectral")
+        elif (self.model is None) == (self.spectral is None):
+            raise ValueError("give exactly one of --model DIR (a trained bundle) or --spectral FILE.npy, "
+                             "or poke a video instead of a photo")
         if (self.force is None) == (self.pull is None):
             raise ValueError("give exactly one of --force FX,FY (a force at the point) or --pull DX,DY (drag and let go)")
         if self.frames < 1:
@@ -118,14 +115,24 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     from gid.pipeline.images import fit_image, load_image
     from gid.pipeline.render import render_video, resize_spectral
 
-    original = load_image(cfg.image)
+    from gid.stages.footage import ClipOptions, is_video, load_video_motion
+
+    video = None
+    if is_video(cfg.image):  # the video's own motion is the modal basis (Davis et al. 2015)
+        _clip, video, notes = load_video_motion(cfg.image, ClipOptions(start=cfg.start, frames=cfg.spectral_frames,
+                                                                      max_side=cfg.max_side))
+        for note in notes:
+            print(note, file=sys.stderr)
+    original = video.frame0 if video is not None else load_image(cfg.image)
     image = fit_image(original, cfg.max_side)
     sx, sy = image.shape[1] / original.shape[1], image.shape[0] / original.shape[0]
     x, y = cfg.point
     if not (0 <= x <= original.shape[1] - 1 and 0 <= y <= original.shape[0] - 1):
         raise ValueError(f"--point {x:g},{y:g} is outside the {original.shape[1]}x{original.shape[0]} image {cfg.image}")
     point = (min(x * sx, image.shape[1] - 1), min(y * sy, image.shape[0] - 1))
-    if cfg.spectral is not None:
+    if video is not None:
+        source = MotionSource(video.spectral, video.num_frames, video.fps)
+    elif cfg.spectral is not None:
         source = load_spectral(cfg.spectral, cfg.spectral_frames, cfg.spectral_fps)
     else:
         from gid.pipeline import GIDPipeline

@@ -14,7 +14,8 @@ API (JSON errors as ``{"detail": message}``, shown in the page):
 
 - ``GET /api/config``: what the server offers (model loaded, example scenes, upload limits).
 - ``POST /api/photos`` (multipart: ``photo``, optional ``spectral`` .npy): check and store an upload,
-  start its motion job; ``POST /api/examples/{n}``: a synthetic scene with exact motion.
+  start its motion job; a video as ``photo`` (by its extension) brings its own motion (its first
+  clip's spectral volume, :mod:`gid.pipeline.video_loop`) and is shown by its first frame; ``POST /api/examples/{n}``: a synthetic scene with exact motion.
 - ``GET /api/photos/{id}``: job state and progress, and once ready the basis' shape and ω_k.
 - ``GET /api/photos/{id}/image.png``, ``GET /api/photos/{id}/basis.bin``: working image, modal basis.
 
@@ -45,6 +46,7 @@ class ServeConfig:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000  # checked from the image header, before decoding
     max_photos: int = 16
+    max_video_seconds: float = 30.0  # longest video accepted (its first spectral_frames frames are used)
     spectral_frames: int = 150  # T and fps of uploaded spectral volumes (they define ω_k)
     spectral_fps: float = 30.0
     steps: int = 50
@@ -60,6 +62,8 @@ class ServeConfig:
             raise ValueError(f"--examples must be between 0 and 64, got {self.examples}")
         if self.work_side < 32:
             raise ValueError(f"--work-side must be at least 32, got {self.work_side}")
+        if not self.max_video_seconds > 0:
+            raise ValueError(f"--max-video-seconds must be positive, got {self.max_video_seconds}")
         if self.max_upload_bytes < 1024:
             raise ValueError(f"--max-upload-mb is too small ({self.max_upload_bytes} bytes)")
 
@@ -119,6 +123,46 @@ def decode_spectral(data: bytes, name: str, cfg: ServeConfig):
         return check_spectral(spectral, name, cfg.spectral_frames, cfg.spectral_fps)
     except ValueError as err:
         raise UploadError(str(err)) from None
+
+
+def decode_video(data: bytes, name: str, cfg: ServeConfig):
+    """Upload bytes of a video → its first clip (``≤ spectral_frames`` frames, long side ``work_side``).
+
+    The same limits as a photo (bytes, pixels checked from the first frame before the rest is
+    decoded) plus ``max_video_seconds``; the clip's motion is estimated later, in the job thread.
+    """
+    from gid.datasets.video_clip import probe_video, read_clip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{Path(name).suffix[:8]}"  # never a path taken from the client
+        path.write_bytes(data)
+        try:
+            info = probe_video(str(path))
+            if info.width * info.height > cfg.max_pixels:
+                raise UploadError(f"{name}: frames of {info.width}x{info.height} exceed the {cfg.max_pixels / 1e6:g} "
+                                  "megapixel limit; shrink the video first", 413)
+            if info.duration is not None and info.duration > cfg.max_video_seconds:
+                raise UploadError(f"{name}: the video is {info.duration:.1f} s long, over the "
+                                  f"{cfg.max_video_seconds:g} s limit; trim it first", 413)
+            available = int(info.duration * info.fps) if info.duration else cfg.spectral_frames
+            frames = min(cfg.spectral_frames, available)
+            if frames < 8:
+                raise UploadError(f"{name}: the video is too short ({available} frames); upload at least 8 frames")
+            return read_clip(str(path), frames - frames % 2, max_side=cfg.work_side)
+        except (ValueError, FileNotFoundError) as err:
+            if isinstance(err, UploadError):
+                raise
+            raise UploadError(str(err).replace(str(path), name)) from None
+
+
+def video_source(clip):
+    """The :class:`gid.stages.interact.MotionSource` of a decoded clip: its own motion (§3, §4.1; K ≤ 16)."""
+    from gid.pipeline.flow import make_flow
+    from gid.pipeline.video_loop import video_motion
+    from gid.stages.interact import MotionSource
+
+    motion = video_motion(clip.frames, clip.fps, make_flow("dis"), min(16, len(clip.frames) // 2 + 1))
+    return MotionSource(motion.spectral, motion.num_frames, motion.fps)
 
 
 def build_basis(image: np.ndarray, source) -> Any:
@@ -198,13 +242,22 @@ def create_app(cfg: ServeConfig | None = None):
     @app.get("/api/config")
     def config():
         return {"model": cfg.model is not None, "examples": cfg.examples, "max_upload_bytes": cfg.max_upload_bytes,
+                "max_video_seconds": cfg.max_video_seconds,
                 "spectral_frames": cfg.spectral_frames, "spectral_fps": cfg.spectral_fps}
 
     @app.post("/api/photos")
     def upload(photo: UploadFile = File(...), spectral: UploadFile | None = File(None)):
+        from gid.stages.footage import is_video
+
         name = photo.filename or "photo"
-        image = fit_image(decode_photo(read_limited(photo.file, cfg.max_upload_bytes, name), name, cfg.max_pixels),
-                          cfg.work_side)
+        data = read_limited(photo.file, cfg.max_upload_bytes, name)
+        if is_video(name):  # its own motion is the modal basis; the flow runs in the job thread
+            clip = decode_video(data, name, cfg)
+            entry = Photo(image=clip.frames[0], name=name)
+            pid = add(entry)
+            run(entry, lambda _p: video_source(clip))
+            return {"id": pid, "width": entry.image.shape[1], "height": entry.image.shape[0]}
+        image = fit_image(decode_photo(data, name, cfg.max_pixels), cfg.work_side)
         source = None
         if spectral is not None and spectral.filename:
             sname = spectral.filename

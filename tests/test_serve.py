@@ -50,7 +50,7 @@ def test_page_and_config(client):
     assert page.status_code == 200 and 'id="poke"' in page.text and "app.js" in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/api/config").json() == {"model": False, "examples": 2, "max_upload_bytes": 200_000,
-                                                "spectral_frames": 32, "spectral_fps": 30.0}
+                                                "max_video_seconds": 30.0, "spectral_frames": 32, "spectral_fps": 30.0}
 
 
 def test_upload_with_spectral_gives_the_modal_basis_at_the_working_size(client):

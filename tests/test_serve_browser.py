@@ -1,7 +1,8 @@
 """`gid serve` end to end in headless Chromium (Debian's package, driven by Playwright).
 
 Loads the page, uploads a photo with its spectral volume, drags on it, and checks that the displayed
-frames change over time and then settle back to the photo; a screenshot goes to test-artifacts/.
+frames change over time and then settle back to the photo; then uploads a short video, whose own
+motion is the modal basis. Screenshots go to test-artifacts/.
 The browser's integrator is also checked against gid.pipeline.dynamics.integrate.
 """
 import socket
@@ -124,6 +125,34 @@ def test_drag_moves_the_photo_then_it_settles(page, scene):
     page.eval_on_selector("#amplify", "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
     page.wait_for_timeout(150)
     assert page.evaluate(HASH, "loop") == still, "amplification 0 freezes the loop on the photo"
+
+
+def test_video_upload_brings_its_own_motion(page, tmp_path_factory):
+    """A short video (a real photo swayed by a known field) is shown by its first frame, its loop
+    plays and a drag at the swaying flower moves it."""
+    from gid.datasets.swaying_photo import SwayConfig, swaying_video
+    from gid.datasets.video import write_video
+
+    path = tmp_path_factory.mktemp("video") / "sway.mp4"
+    write_video(path, swaying_video(SwayConfig(num_frames=48, width=128, height=84))[0], 30, crf=12)
+    page.set_input_files("#spectral-file", [])
+    page.set_input_files("#photo-file", str(path))
+    page.click("#upload")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('sway.mp4:')", timeout=60_000)
+    assert page.is_hidden("#error")
+    assert page.inner_text("#status") == "sway.mp4: 15 modes, 128×84"
+    page.eval_on_selector("#amplify", "el => { el.value = 3; el.dispatchEvent(new Event('input')); }")
+    loop = {page.evaluate(HASH, "loop") for _ in range(4) if page.wait_for_timeout(120) is None}
+    assert len(loop) >= 3, "the video's own loop plays"
+    still = page.evaluate(HASH, "poke")
+    box = page.locator("#poke").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y, steps=5)
+    assert page.evaluate(HASH, "poke") != still and page.get_attribute("#poke", "data-state") == "pulled"
+    page.mouse.up()
+    page.screenshot(path=str(ARTIFACTS / "serve-video.png"))
 
 
 def test_browser_integrator_matches_the_python_one(page):

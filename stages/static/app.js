@@ -298,7 +298,7 @@ function setUp() {
     e.preventDefault();
     showError("");
     const photo = $("photo-file").files[0];
-    if (!photo) { showError("choose a photo file first"); return; }
+    if (!photo) { showError("choose a photo or video file first"); return; }
     const form = new FormData();
     form.append("photo", photo);
     if ($("spectral-file").files[0]) form.append("spectral", $("spectral-file").files[0]);
