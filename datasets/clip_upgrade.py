@@ -54,9 +54,11 @@ def upgrade_clip_table(data_dir: str | Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m gid.datasets.clip_upgrade DIR")
+        print("usage: python -m gid.datasets.clip_upgrade DIR", file=sys.stderr)
+        sys.exit(2)
     try:
         count = upgrade_clip_table(sys.argv[1])
     except (OSError, ValueError) as err:
-        sys.exit(f"gid: error: {err}")
+        print(f"gid: error: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"{count} shard(s) converted to tensor columns in {sys.argv[1]}/clips")
