@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import write_shard
+from gid.datasets.clips import clip_table
 from gid.datasets.video import atomic_path
 from gid.pipeline.normalize import FrequencyStats, save_scales
 
@@ -61,27 +61,52 @@ def shard_name(key: str, part: int) -> str:
 
 
 class SourceWriter:
-    """Worker side: the clip rows of one source into ``.pending/`` shards of ``rows_per_shard`` rows."""
+    """Worker side: the clip rows of one source into ``.pending/`` shards of ``rows_per_shard`` rows.
 
-    def __init__(self, out_dir: str | Path, key: str, rows_per_shard: int = 32) -> None:
-        self.pending, self.key, self.rows_per_shard = Path(out_dir) / ".pending", key, rows_per_shard
+    Rows are streamed into the open shard as Parquet row groups of ``rows_per_group`` rows, so a
+    worker holds at most that many rows whatever the video's length; a shard is written under a
+    temporary name and renamed when complete.
+    """
+
+    def __init__(self, out_dir: str | Path, key: str, rows_per_shard: int = 32, rows_per_group: int = 4) -> None:
+        self.pending, self.key = Path(out_dir) / ".pending", key
+        self.rows_per_shard, self.rows_per_group = rows_per_shard, rows_per_group
         self.rows: list[dict[str, Any]] = []
         self.parts = 0
+        self.in_shard = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp: Path | None = None
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
-        if len(self.rows) >= self.rows_per_shard:
-            self.flush()
+        if self.in_shard + len(self.rows) >= self.rows_per_shard:
+            self._close_shard()
+        elif len(self.rows) >= self.rows_per_group:
+            self._write_group()
 
-    def flush(self) -> None:
-        if self.rows:
-            write_shard(self.rows, self.pending / shard_name(self.key, self.parts))
+    def _write_group(self) -> None:
+        if not self.rows:
+            return
+        table = clip_table(self.rows)
+        if self.writer is None:
+            self.pending.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.pending / f".{shard_name(self.key, self.parts)}.tmp{os.getpid()}"
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        self.writer.write_table(table)
+        self.in_shard += len(self.rows)
+        self.rows = []
+
+    def _close_shard(self) -> None:
+        self._write_group()
+        if self.writer is not None:
+            self.writer.close()
+            os.replace(self.tmp, self.pending / shard_name(self.key, self.parts))
             self.parts += 1
-            self.rows = []
+            self.writer, self.tmp, self.in_shard = None, None, 0
 
     def close(self) -> int:
         """Write what is buffered; returns the number of shards (``{sid}-00000`` … in ``.pending/``)."""
-        self.flush()
+        self._close_shard()
         return self.parts
 
 
