@@ -13,7 +13,7 @@ One streaming Ray Data pipeline; the clip data never passes through the driver::
                                  append a done-log file), merges sketches → scales
 
 Decoded frames stay inside the process that decoded them (numpy ``(T, H, W, 3)``): moving them
-between stages would cost ``T·H·W·3`` bytes per clip (7 MiB at 150×256×160) of object-store and
+between stages would cost ``T·H·W·3`` bytes per clip (17.6 MiB at 150×256×160) of object-store and
 network traffic for a decode step that is < 10 % of the work. Parallelism comes from sources; a long
 video can be split into parts with a manifest's ``start``/``end`` columns.
 """
@@ -366,7 +366,7 @@ def _stream(datasource: SourceDatasource, total: int, store, done: np.ndarray, c
     data_logger.setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
-    workers = workers or max(1, int(cpus))
+    workers = max(1, min(workers or int(cpus), total))  # no idle actors for fewer sources than CPUs
     # An actor must fit on the smallest node: fractions do not pack across nodes.
     node_cpus = min((n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")), default=cpus)
     actor_cpus = max(0.1, min(cpus / workers, node_cpus))
