@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import clip_table
+from gid.datasets.clips import clip_table, parquet_options
 from gid.datasets.video import atomic_path
 from gid.pipeline.normalize import FrequencyStats, save_scales
 
@@ -91,7 +91,7 @@ class SourceWriter:
         if self.writer is None:
             self.pending.mkdir(parents=True, exist_ok=True)
             self.tmp = self.pending / f".{shard_name(self.key, self.parts)}.tmp{os.getpid()}"
-            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, **parquet_options(table.schema))
         self.writer.write_table(table)
         self.in_shard += len(self.rows)
         self.rows = []

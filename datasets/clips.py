@@ -209,12 +209,21 @@ def clip_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table(columns)
 
 
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Writer options: no dictionary and no min/max statistics for the tensor columns. Parquet tries a
+    dictionary of every column by default; for millions of float16 values per row group that, plus
+    their statistics, made writing 3.7× slower (757 → 204 ms per 256×160 clip, loaded machine), for
+    the same file size."""
+    plain = [name for name in schema.names if name not in TENSOR_COLUMNS]
+    return {"use_dictionary": plain, "write_statistics": plain}
+
+
 def write_shard(rows: list[dict[str, Any]] | pa.Table, path: str | Path) -> Path:
     """Write rows (or a Table of them) as one Parquet shard, atomically (a reader never sees half a shard)."""
     path = Path(path)
     table = rows if isinstance(rows, pa.Table) else clip_table(rows)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **parquet_options(table.schema))
     return path
 
 
