@@ -90,8 +90,7 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
     from gid.stages.motion_tasks import decode_batch
 
     table = pa.concat_tables([pq.read_table(p) for p in shard_paths(data)])
-    cols = ("image", "spectral", "num_freqs", "height", "width")
-    out = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cols}, scales)
+    out = decode_batch(table, scales)
     out["spectral"] = denormalize(out["spectral"], scales)
     return out
 

@@ -1,74 +1,80 @@
-"""Preprocessing throughput: where the time goes, and how close the Ray pipeline gets to decode speed.
+"""Preprocessing throughput and driver cost: where the time goes, Ray Data against one process.
 
     python benchmarks/preprocess.py [--videos 6] [--video-frames 240] [--frames 150] [--stride 10]
                                     [--size 256x160] [--flow dis] [--work /tmp/gid-bench-preprocess]
+    python benchmarks/preprocess.py --driver-clips 100 1000      # driver CPU and memory vs clips
 
 Makes synthetic videos once (kept in --work), then measures in the same run:
 
-1. one process, no Ray, stage by stage: decode, flow (forward, frame 0 → t), quality (backward
-   flows and checks), FFT (DFT-basis product; numpy ``rfft`` as the reference), encode + write;
-2. decode-only throughput (clips/s): the limit of this design, since every clip is decoded once;
-3. `gid preprocess` through Ray Data with 1 and 2 flow actors (clips/s, Ray start excluded);
-4. the ratio of total (Ray, best worker count) to decode-only throughput.
+1. one process, no Ray, stage by stage: decode, flow (forward, frame 0 → t), quality (split into the
+   4 backward flows of the consistency check and the other checks), FFT (DFT-basis product; numpy
+   ``rfft`` as the reference), encode + write;
+2. one process, no Ray, the exact work of a Ray worker (``process_source`` per video: decode, flow,
+   quality, spectral volume, Arrow-tensor Parquet shards) — the reference rate;
+3. `gid preprocess` as its own driver process on a local Ray of 2 CPUs (started here, so Ray start-up is
+   excluded) with 1 and 2 source actors: clips/s, ratio to (2), driver CPU time per clip and the
+   driver's peak resident memory (``getrusage`` of the child).
+
+``--driver-clips N …`` instead runs (3) with 2 actors on small clips (T = 30 at 64×48, stride 5,
+videos of 120 frames: 19 clips each) for about N clips each, and prints the driver's CPU time per clip
+(total and marginal between the smallest and largest run) and its peak memory.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import re
+import resource
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=6, help="synthetic videos to process")
-    parser.add_argument("--video-frames", type=int, default=240, help="frames per synthetic video")
-    parser.add_argument("--frames", type=int, default=150, help="frames per clip (T)")
-    parser.add_argument("--stride", type=int, default=10, help="a clip starts every STRIDE frames")
-    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT")
-    parser.add_argument("--flow", default="dis", help="flow method")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/gid-bench-preprocess"), help="scratch folder")
-    args = parser.parse_args()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+def load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
-    import pyarrow.parquet  # noqa: F401  (import cost outside the timings)
-    import ray
 
+def run_driver(args: list[str], address: str) -> dict[str, float]:
+    """`gid preprocess ARGS --address` as a child process: clips, reported seconds, driver CPU s and peak MiB."""
+    command = [sys.executable, "-m", "gid.stages.cli", "preprocess", *args, "--address", address, "--quiet"]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"gid preprocess failed:\n{stdout}\n{stderr}")
+    clips = int(re.search(r"clips: (\d+) written, (\d+) filtered", stdout).group(1))
+    filtered = int(re.search(r"clips: \d+ written, (\d+) filtered", stdout).group(1))
+    return {"clips": clips + filtered, "seconds": float(re.search(r"time: ([\d.]+) s", stdout).group(1)),
+            "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
+
+
+def stage_by_stage(sources: list[str], cfg, work: Path) -> None:
     from gid.datasets.clips import make_clip_row, write_shard
-    from gid.datasets.synthetic import SynthConfig, write_dataset
     from gid.datasets.video_reader import iter_clips
     from gid.pipeline.flow import make_flow
     from gid.pipeline.normalize import FrequencyStats
     from gid.pipeline.quality import assess
     from gid.pipeline.spectral import trajectories_to_spectral
-    from gid.stages.options import parse_size
-    from gid.stages.preprocess import PreprocessConfig, run_preprocess
 
-    width, height = parse_size(args.size)
-    synth = args.work / "videos"
-    write_dataset(synth, args.videos, SynthConfig(num_frames=args.video_frames, width=width, height=height),
-                  seed=0, progress=True)
-    sources = sorted(str(p) for p in (synth / "videos").glob("*.mp4"))
-    cfg = PreprocessConfig(num_frames=args.frames, stride=args.stride, width=width, height=height, flow=args.flow)
-    spec = cfg.spec()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"{len(sources)} videos × {args.video_frames} frames, clips T={args.frames} stride {args.stride} "
-          f"at {width}x{height}, flow {args.flow}")
-
-    # 1. stage by stage, one process
-    flow = make_flow(args.flow)
+    flow = make_flow(cfg.flow)
     times = dict.fromkeys(["decode", "flow", "quality", "fft", "write"], 0.0)
-    rfft_time, clips = 0.0, 0
-    tick = time.perf_counter()
-    shard_dir = args.work / "stage-shards"
+    backward, rfft_time, clips = 0.0, 0.0, 0
+    shard_dir = work / "stage-shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
+    tick = time.perf_counter()
     for n, source in enumerate(sources):
         rows = []
-        for start, frames in iter_clips(source, spec):
+        for start, frames in iter_clips(source, cfg.spec()):
             now = time.perf_counter()
             times["decode"] += now - tick
             traj = flow.trajectories(frames)
@@ -83,6 +89,9 @@ def main() -> None:
             rows.append(make_clip_row(source, start, cfg.fps, frames[0], spectral16, cfg.num_frames, 0.0))
             FrequencyStats(cfg.num_freqs).update(spectral16.astype(np.float32))
             t5 = time.perf_counter()
+            ts = np.unique(np.linspace(1, cfg.num_frames - 1, cfg.quality.num_checks).round().astype(int))
+            flow.pairs(frames[ts], np.broadcast_to(frames[0], frames[ts].shape))  # the check's backward flows again
+            backward += time.perf_counter() - t5
             times["flow"] += t1 - now
             times["quality"] += t2 - t1
             times["fft"] += t3 - t2
@@ -95,32 +104,114 @@ def main() -> None:
         times["write"] += time.perf_counter() - t0
         tick = time.perf_counter()
     total = sum(times.values())
-    print(f"\n1. one process, no Ray: {clips} clips in {total:.1f} s = {clips / total:.2f} clips/s")
+    print(f"\n1. one process, stage by stage: {clips} clips in {total:.1f} s = {clips / total:.2f} clips/s ({load()})")
     for name, seconds in times.items():
         print(f"   {name:8s} {1000 * seconds / clips:8.1f} ms/clip  {100 * seconds / total:5.1f} %")
+    print(f"   of quality: {cfg.quality.num_checks} backward flows {1000 * backward / clips:.1f} ms/clip "
+          f"({100 * backward / times['quality']:.0f} % of the check)")
     print(f"   FFT: numpy rfft {1000 * rfft_time / clips:.1f} ms/clip → DFT-basis product is "
           f"{rfft_time / times['fft']:.1f}x faster")
 
-    # 2. decode only
-    start = time.perf_counter()
-    decoded = sum(1 for s in sources for _ in iter_clips(s, spec))
-    decode_rate = decoded / (time.perf_counter() - start)
-    print(f"\n2. decode only (one process): {decode_rate:.2f} clips/s")
 
-    # 3. Ray Data, 1 and 2 flow actors
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
-    rates = {}
-    for workers in (1, 2):
-        out = args.work / f"out-{workers}"
+def one_process(sources: list[str], cfg, work: Path) -> float:
+    """Clips/s of the workers' own function, one process, one core."""
+    from gid.pipeline.flow import make_flow
+    from gid.stages.preprocess import process_source, source_key
+
+    out = work / "one-process"
+    shutil.rmtree(out, ignore_errors=True)
+    flow = make_flow(cfg.flow)
+    start, clips = time.perf_counter(), 0
+    for source in sources:
+        result = process_source(source_key(source), source, math.nan, math.nan, cfg, flow, out)
+        clips += result.clips_written + sum(result.filtered.values())
+    seconds = time.perf_counter() - start
+    print(f"\n2. one process, process_source per video (a worker's work): {clips} clips in {seconds:.1f} s "
+          f"= {clips / seconds:.2f} clips/s ({load()})")
+    return clips / seconds
+
+
+def cli_args(sources_dir: Path, out: Path, cfg, width: int, height: int) -> list[str]:
+    return [str(sources_dir), "--out", str(out), "--frames", str(cfg.num_frames), "--stride", str(cfg.stride),
+            "--size", f"{width}x{height}", "--flow", cfg.flow]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=6, help="synthetic videos to process")
+    parser.add_argument("--video-frames", type=int, default=240, help="frames per synthetic video")
+    parser.add_argument("--frames", type=int, default=150, help="frames per clip (T)")
+    parser.add_argument("--stride", type=int, default=10, help="a clip starts every STRIDE frames")
+    parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT")
+    parser.add_argument("--flow", default="dis", help="flow method")
+    parser.add_argument("--driver-clips", type=int, nargs="*", default=None,
+                        help="measure the driver at about these clip counts (small clips) instead")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gid-bench-preprocess"), help="scratch folder")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    import ray
+
+    from gid.datasets.synthetic import SynthConfig, write_dataset
+    from gid.stages.options import parse_size
+    from gid.stages.preprocess import PreprocessConfig
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {load()}")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    address = ray.get_runtime_context().gcs_address
+    try:
+        if args.driver_clips:
+            driver_scaling(args.driver_clips, args.work, address)
+            return
+        width, height = parse_size(args.size)
+        synth = args.work / f"videos-{args.videos}x{args.video_frames}-{width}x{height}"
+        if not (synth / "manifest.parquet").is_file():
+            write_dataset(synth, args.videos, SynthConfig(num_frames=args.video_frames, width=width, height=height),
+                          seed=0, progress=True)
+        sources = sorted(str(p) for p in (synth / "videos").glob("*.mp4"))
+        cfg = PreprocessConfig(num_frames=args.frames, stride=args.stride, width=width, height=height, flow=args.flow)
+        print(f"{len(sources)} videos × {args.video_frames} frames, clips T={args.frames} stride {args.stride} "
+              f"at {width}x{height}, flow {args.flow}")
+        stage_by_stage(sources, cfg, args.work)
+        reference = one_process(sources, cfg, args.work)
+        for workers in (1, 2):
+            out = args.work / f"out-{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            run = run_driver(cli_args(synth / "videos", out, cfg, width, height) + ["--workers", str(workers)], address)
+            rate = run["clips"] / run["seconds"]
+            print(f"\n3. Ray Data, {workers} source actor(s): {run['clips']} clips in {run['seconds']:.1f} s = "
+                  f"{rate:.2f} clips/s = {rate / reference:.2f}x one process; driver {1000 * run['cpu'] / run['clips']:.1f} "
+                  f"ms CPU/clip, peak {run['peak_mib']:.0f} MiB ({load()})")
+    finally:
+        ray.shutdown()
+
+
+def driver_scaling(targets: list[int], work: Path, address: str) -> None:
+    from gid.datasets.synthetic import SynthConfig, write_dataset
+    from gid.stages.preprocess import PreprocessConfig
+
+    cfg = PreprocessConfig(num_frames=30, stride=5, width=64, height=48)
+    per_video = (120 - 30) // 5 + 1
+    runs = []
+    for target in sorted(targets):
+        videos = max(1, round(target / per_video))
+        synth = work / f"small-{videos}"
+        if not (synth / "manifest.parquet").is_file():
+            write_dataset(synth, videos, SynthConfig(num_frames=120, width=64, height=48), seed=1, progress=False)
+        out = work / f"driver-{videos}"
         shutil.rmtree(out, ignore_errors=True)
-        summary = run_preprocess(sources, out, cfg, workers=workers, progress=False)
-        processed = summary.clips_written + sum(summary.clips_filtered.values())
-        rates[workers] = processed / summary.seconds
-        print(f"\n3. Ray Data, {workers} flow actor(s): {processed} clips "
-              f"({sum(summary.clips_filtered.values())} filtered) in {summary.seconds:.1f} s = {rates[workers]:.2f} clips/s")
-    ray.shutdown()
-    print(f"\n   2 actors vs 1: {rates[2] / rates[1]:.2f}x")
-    print(f"4. total / decode-only throughput: {max(rates.values()) / decode_rate:.2f}")
+        run = run_driver(cli_args(synth / "videos", out, cfg, 64, 48) + ["--workers", "2"], address)
+        runs.append(run)
+        print(f"{run['clips']:5d} clips ({videos} videos, T=30 at 64x48): {run['seconds']:.1f} s; driver CPU "
+              f"{run['cpu']:.2f} s = {1000 * run['cpu'] / run['clips']:.2f} ms/clip; driver peak {run['peak_mib']:.0f} MiB "
+              f"({load()})", flush=True)
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        marginal = (last["cpu"] - first["cpu"]) / (last["clips"] - first["clips"])
+        print(f"marginal driver CPU per clip ({first['clips']} → {last['clips']} clips): {1000 * marginal:.2f} ms; "
+              f"peak memory ratio {last['peak_mib'] / first['peak_mib']:.2f}")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(this benchmark process, which started Ray: peak {own:.0f} MiB, not part of the driver figures)")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the same invocation. The load average is printed, since other jobs on the machin
 
     python benchmarks/scaling.py                  # 12 videos of 120 frames, 256x160, 7 clips each
     python benchmarks/scaling.py --videos 4 --nodes 1 2 3
+    python benchmarks/scaling.py --runs 3          # median and range of the ratio
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 from gid.datasets.synthetic import SynthConfig, write_dataset
 from gid.testing.local_cluster import ClusterConfig, LocalCluster
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=12, help="synthetic videos to preprocess")
     parser.add_argument("--video-frames", type=int, default=120, help="frames per synthetic video")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="worker node counts to compare")
+    parser.add_argument("--runs", type=int, default=1, help="repeat the comparison, alternating the order")
     parser.add_argument("--work", type=Path, default=None, help="folder for videos and outputs (default: a temp dir)")
     parser.add_argument("preprocess_args", nargs="*", default=["--frames", "60", "--stride", "10", "--size", "256x160"],
                         help="arguments passed to gid preprocess (after --)")
@@ -51,17 +55,25 @@ def main() -> None:
     if not videos.is_dir():
         write_dataset(work / "synth", args.videos, SynthConfig(num_frames=args.video_frames), seed=5, progress=False)
     rows = []
-    for nodes in args.nodes:
-        load = os.getloadavg()[0]
-        clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args)
-        rows.append((nodes, clips, seconds, clips / seconds, load, os.getloadavg()[0]))
-        print(f"{nodes} node(s): {clips} clips in {seconds:.1f} s", flush=True)
-    reference = rows[0][3]
-    print(f"\n{'worker nodes (1 CPU each)':28s}{'clips':>7s}{'seconds':>9s}{'clips/s':>9s}{'ratio':>7s}{'load before/after':>20s}")
-    for nodes, clips, seconds, rate, before, after in rows:
-        print(f"{nodes:<28d}{clips:7d}{seconds:9.1f}{rate:9.2f}{rate / reference:7.2f}{before:11.1f} / {after:.1f}")
+    for run in range(args.runs):
+        order = args.nodes if run % 2 == 0 else args.nodes[::-1]  # alternate, so drifting load hits both
+        for nodes in order:
+            load = os.getloadavg()[0]
+            clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args)
+            rows.append((run, nodes, clips, seconds, clips / seconds, load, os.getloadavg()[0]))
+            print(f"run {run + 1}, {nodes} node(s): {clips} clips in {seconds:.1f} s", flush=True)
+    print(f"\n{'run':>4s}{'worker nodes (1 CPU each)':>28s}{'clips':>7s}{'seconds':>9s}{'clips/s':>9s}{'ratio':>7s}"
+          f"{'load before/after':>20s}")
+    ratios = {n: [] for n in args.nodes}
+    for run, nodes, clips, seconds, rate, before, after in rows:
+        reference = next(r[4] for r in rows if r[0] == run and r[1] == args.nodes[0])
+        ratios[nodes].append(rate / reference)
+        print(f"{run + 1:4d}{nodes:28d}{clips:7d}{seconds:9.1f}{rate:9.2f}{rate / reference:7.2f}{before:11.1f} / {after:.1f}")
+    for nodes, values in ratios.items():
+        if nodes != args.nodes[0]:
+            print(f"{nodes} vs {args.nodes[0]} node(s): median ratio {np.median(values):.2f}, "
+                  f"range {min(values):.2f}–{max(values):.2f} over {len(values)} run(s)")
     print(f"cores on this machine: {os.cpu_count()}")
-
 
 if __name__ == "__main__":
     main()

@@ -2,72 +2,149 @@
 
 Layout of ``DIR``::
 
-    preprocess.json        the settings of the run (a rerun with other settings is refused)
-    clips/{sid}-{n}.parquet  clip-table shards of source ``sid = sha1(source)[:16]`` (gid.datasets.clips)
-    errors/{sid}.parquet   one row per problem: source, stage, error
-    done/{sid}.json        done marker: counts, filter reasons and the source's FrequencyStats sketch
-    .pending/              shards of sources still in progress
-    freq_scales.json       Eq. 4 scales, the nonzero 95th percentile of the merged sketches
-    freq_stats.json        the merged sketch itself
+    preprocess.json          the settings of the run (a rerun with other settings is refused)
+    clips/{sid}-{n}.parquet  clip-table shards of source ``sid = sha1(key)[:16]`` (gid.datasets.clips)
+    .pending/                shards of sources not yet committed (written by the workers)
+    done/{run}-{n}.parquet   the done log: one row per finished source (key, status, counts, reasons),
+                             one file per commit; its Parquet metadata holds the commit's merged sketch
+    errors/{run}-{n}.parquet one row per problem (source, stage, error), same commit as done/{run}-{n}
+    freq_scales.json         Eq. 4 scales, the nonzero 95th percentile of the merged sketches
+    freq_stats.json          the merged sketch itself
 
-Every file is written to a temporary name and renamed. A source's shards go to ``.pending/`` while
-it is processed, move to ``clips/`` when it is complete, then its marker is written: a source with a
-marker is finished and skipped by a rerun; a source without one is started again from scratch
-(its leftovers deleted first), so a killed and resumed run ends with exactly the rows of an
-uninterrupted one. The scales are recomputed from all markers, so they cover every row, whichever
-run wrote it.
+Who writes what: a worker (:class:`SourceWriter`) writes a source's clip rows into
+``.pending/{sid}-{n}.parquet``, each shard to a temporary name and renamed, and hands the driver one
+small row (counts, filter reasons, errors, sketch). The driver (:class:`ClipStore`) commits finished
+sources in groups: it renames their shards into ``clips/`` (metadata only, no clip bytes), writes the
+group's errors, then the done-log file last. A source is finished iff the done log lists it; a rerun
+skips those and redoes the rest. Shard names are deterministic (source, part number) and their
+contents are too, so a redone or twice-delivered source overwrites the same names with the same
+bytes: a killed and resumed run ends with exactly the rows of an uninterrupted one. Nothing is a
+file per source on the done side: 10⁶ sources are ~10³ done-log files read once per run.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import write_shard
+from gid.datasets.clips import clip_table, parquet_options
 from gid.datasets.video import atomic_path
 from gid.pipeline.normalize import FrequencyStats, save_scales
 
 ERROR_SCHEMA = pa.schema([("source", pa.string()), ("stage", pa.string()), ("error", pa.string())])
+DONE_SCHEMA = pa.schema([("key", pa.string()), ("sid", pa.uint64()), ("status", pa.string()),
+                         ("clips_written", pa.int32()), ("clips_filtered", pa.string()), ("errors", pa.int32())])
+SKETCH_KEY = b"gid.sketch"
 
 
-def source_id(source: str) -> str:
-    return hashlib.sha1(source.encode()).hexdigest()[:16]
+def source_id(key: str) -> str:
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+def source_number(key: str) -> int:
+    """The 64-bit form of :func:`source_id`, as the done log stores it."""
+    return int(source_id(key), 16)
+
+
+def shard_name(key: str, part: int) -> str:
+    return f"{source_id(key)}-{part:05d}.parquet"
+
+
+class SourceWriter:
+    """Worker side: the clip rows of one source into ``.pending/`` shards of ``rows_per_shard`` rows.
+
+    Rows are streamed into the open shard as Parquet row groups of ``rows_per_group`` rows, so a
+    worker holds at most that many rows whatever the video's length; a shard is written under a
+    temporary name and renamed when complete.
+    """
+
+    def __init__(self, out_dir: str | Path, key: str, rows_per_shard: int = 32, rows_per_group: int = 4) -> None:
+        self.pending, self.key = Path(out_dir) / ".pending", key
+        self.rows_per_shard, self.rows_per_group = rows_per_shard, rows_per_group
+        self.rows: list[dict[str, Any]] = []
+        self.parts = 0
+        self.in_shard = 0
+        self.writer: pq.ParquetWriter | None = None
+        self.tmp: Path | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.in_shard + len(self.rows) >= self.rows_per_shard:
+            self._close_shard()
+        elif len(self.rows) >= self.rows_per_group:
+            self._write_group()
+
+    def _write_group(self) -> None:
+        if not self.rows:
+            return
+        table = clip_table(self.rows)
+        if self.writer is None:
+            self.pending.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.pending / f".{shard_name(self.key, self.parts)}.tmp{os.getpid()}"
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, **parquet_options(table.schema))
+        self.writer.write_table(table)
+        self.in_shard += len(self.rows)
+        self.rows = []
+
+    def _close_shard(self) -> None:
+        self._write_group()
+        if self.writer is not None:
+            self.writer.close()
+            os.replace(self.tmp, self.pending / shard_name(self.key, self.parts))
+            self.parts += 1
+            self.writer, self.tmp, self.in_shard = None, None, 0
+
+    def close(self) -> int:
+        """Write what is buffered; returns the number of shards (``{sid}-00000`` … in ``.pending/``)."""
+        self._close_shard()
+        return self.parts
 
 
 @dataclass
-class SourceProgress:
-    """What has arrived for one source while its clips are in flight."""
+class SourceResult:
+    """The small row a worker hands the driver for one source (no clip data)."""
 
-    source: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    key: str
+    status: str  # ok | failed | skipped
+    clips_written: int = 0
     parts: int = 0
-    written: int = 0
     filtered: Counter = field(default_factory=Counter)
     errors: list[dict[str, str]] = field(default_factory=list)
     stats: FrequencyStats | None = None
-    results: int = 0
-    seen: set[int] = field(default_factory=set)  # start frames received
-    file_error: bool = False
-    expected: int | None = None  # clips the decoder produced, known when it finished the file
 
-    @property
-    def complete(self) -> bool:
-        return self.expected is not None and self.results >= self.expected
+    def to_row(self) -> dict[str, Any]:
+        return {"key": self.key, "status": self.status, "clips_written": self.clips_written, "parts": self.parts,
+                "filtered": json.dumps(dict(self.filtered)), "errors": json.dumps(self.errors),
+                "stats": json.dumps(self.stats.to_json()) if self.stats is not None else ""}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "SourceResult":
+        stats = FrequencyStats.from_json(json.loads(row["stats"])) if row["stats"] else None
+        return cls(str(row["key"]), str(row["status"]), int(row["clips_written"]), int(row["parts"]),
+                   Counter(json.loads(row["filtered"])), json.loads(row["errors"]), stats)
 
 
 class ClipStore:
-    """Writes one preprocessing output folder; see the module docstring for the layout."""
+    """Driver side of one preprocessing output folder; see the module docstring for the layout.
 
-    def __init__(self, out_dir: str | Path, settings: dict[str, Any], rows_per_shard: int = 32) -> None:
+    Args:
+        commit_every: seconds between commits (a commit also happens when ``commit_rows`` results wait).
+    """
+
+    def __init__(self, out_dir: str | Path, settings: dict[str, Any], commit_every: float = 2.0,
+                 commit_rows: int = 1000) -> None:
         self.root = Path(out_dir)
-        self.rows_per_shard = rows_per_shard
+        self.commit_every, self.commit_rows = commit_every, commit_rows
         try:
             for sub in ("clips", "errors", "done", ".pending"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -83,102 +160,80 @@ class ClipStore:
         else:
             with atomic_path(settings_path) as tmp:
                 tmp.write_text(json.dumps(settings, indent=1))
-        self.open: dict[str, SourceProgress] = {}
-        self.finished: set[str] = set()
+        self.run = uuid.uuid4().hex[:8]
+        self.commits = 0
+        self.accepted: set[int] = set()  # sids recorded by this run (late duplicates are dropped)
+        self.waiting: list[SourceResult] = []
+        self.last_commit = -float("inf")
 
-    def is_done(self, source: str) -> bool:
-        return (self.root / "done" / f"{source_id(source)}.json").is_file()
+    def done_ids(self) -> np.ndarray:
+        """Sorted ``uint64`` ids of every source in the done log (8 bytes per source)."""
+        parts = self._done_parts()
+        if not parts:
+            return np.zeros(0, np.uint64)
+        return np.unique(np.concatenate([pq.read_table(p, columns=["sid"])["sid"].to_numpy() for p in parts]))
 
-    def begin(self, source: str) -> SourceProgress:
-        """Start (or restart) a source: delete whatever an interrupted run left of it."""
-        sid = source_id(source)
-        for folder in ("clips", ".pending"):
-            for stale in (self.root / folder).glob(f"{sid}-*.parquet"):
-                stale.unlink()
-        (self.root / "errors" / f"{sid}.parquet").unlink(missing_ok=True)
-        self.open[source] = SourceProgress(source)
-        return self.open[source]
+    def done_log(self) -> pa.Table:
+        """Every row of the done log (key, sid, status, clips_written, clips_filtered, errors)."""
+        parts = self._done_parts()
+        return pa.concat_tables([pq.read_table(p) for p in parts]) if parts else DONE_SCHEMA.empty_table()
 
-    def _first_time(self, progress: SourceProgress, start_frame: int) -> bool:
-        """False for a clip already received (Ray may re-run a task whose outputs were delivered)."""
-        if start_frame in progress.seen:
+    def _done_parts(self) -> list[Path]:
+        return sorted(p for p in (self.root / "done").glob("*.parquet") if not p.name.startswith("."))
+
+    def clear_pending(self) -> None:
+        """Remove what uncommitted work left in ``.pending/`` (call when no worker of this folder runs)."""
+        for stale in (self.root / ".pending").iterdir():
+            stale.unlink()
+
+    def record(self, result: SourceResult) -> bool:
+        """Take a worker's result (``skipped`` ones are only counted); False for a duplicate (a re-executed task)."""
+        sid = source_number(result.key)
+        if sid in self.accepted:
             return False
-        progress.seen.add(start_frame)
-        progress.results += 1
+        self.accepted.add(sid)
+        if result.status == "skipped":
+            return True
+        self.waiting.append(result)
+        if len(self.waiting) >= self.commit_rows or time.monotonic() - self.last_commit >= self.commit_every:
+            self.commit()
         return True
 
-    def add_clip(self, source: str, start_frame: int, row: dict[str, Any] | None, stats: FrequencyStats | None,
-                 reason: str | None) -> None:
-        """One processed clip: a row to write (``reason`` None) or a filter reason."""
-        progress = self.open[source]
-        if not self._first_time(progress, start_frame):
+    def commit(self) -> None:
+        """Publish the waiting sources: shards into clips/, errors, then the done-log file (last)."""
+        if not self.waiting:
             return
-        if reason is not None:
-            progress.filtered[reason] += 1
-            return
-        progress.rows.append(row)
-        progress.written += 1
-        progress.stats = stats if progress.stats is None else progress.stats.merge(stats)
-        if len(progress.rows) >= self.rows_per_shard:
-            self._flush(progress)
-
-    def add_error(self, source: str, stage: str, error: str, start_frame: int | None = None) -> None:
-        """A problem with one clip (``start_frame``) or with the whole file (``None``)."""
-        progress = self.open[source]
-        if start_frame is None:
-            if progress.file_error:
-                return
-            progress.file_error = True
-        elif not self._first_time(progress, start_frame):
-            return
-        progress.errors.append({"source": source, "stage": stage, "error": error})
-
-    def end_of_source(self, source: str, num_clips: int) -> None:
-        self.open[source].expected = num_clips
-
-    def accepts(self, source: str) -> bool:
-        """False for a source this run already published: late duplicates of its rows are dropped."""
-        return source not in self.finished
-
-    def _flush(self, progress: SourceProgress) -> None:
-        if progress.rows:
-            name = f"{source_id(progress.source)}-{progress.parts:05d}.parquet"
-            write_shard(progress.rows, self.root / ".pending" / name)
-            progress.parts += 1
-            progress.rows = []
-
-    def finish(self, source: str) -> SourceProgress:
-        """Publish a complete source: shards into clips/, errors, then the done marker (last)."""
-        progress = self.open.pop(source)
-        self.finished.add(source)
-        self._flush(progress)
-        sid = source_id(source)
-        for part in sorted((self.root / ".pending").glob(f"{sid}-*.parquet")):
-            os.replace(part, self.root / "clips" / part.name)
-        if progress.errors:
-            with atomic_path(self.root / "errors" / f"{sid}.parquet") as tmp:
-                pq.write_table(pa.Table.from_pylist(progress.errors, schema=ERROR_SCHEMA), tmp)
-        marker = {
-            "source": source, "status": "failed" if progress.errors else "ok", "clips_written": progress.written,
-            "clips_filtered": dict(progress.filtered), "errors": len(progress.errors),
-            "stats": progress.stats.to_json() if progress.stats is not None else None,
-        }
-        with atomic_path(self.root / "done" / f"{sid}.json") as tmp:
-            tmp.write_text(json.dumps(marker))
-        return progress
-
-    def markers(self) -> list[dict[str, Any]]:
-        return [json.loads(p.read_text()) for p in sorted((self.root / "done").glob("*.json"))]
+        name = f"{self.run}-{self.commits:06d}.parquet"
+        sketch = None
+        for result in self.waiting:
+            for part in range(result.parts):
+                os.replace(self.root / ".pending" / shard_name(result.key, part), self.root / "clips" / shard_name(result.key, part))
+            if result.stats is not None:
+                sketch = result.stats if sketch is None else sketch.merge(result.stats)
+        errors = [e for r in self.waiting for e in r.errors]
+        if errors:
+            with atomic_path(self.root / "errors" / name) as tmp:
+                pq.write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA), tmp)
+        log = pa.Table.from_pylist([{
+            "key": r.key, "sid": source_number(r.key), "status": r.status, "clips_written": r.clips_written,
+            "clips_filtered": json.dumps(dict(r.filtered)), "errors": len(r.errors)} for r in self.waiting],
+            schema=DONE_SCHEMA.with_metadata({SKETCH_KEY: json.dumps(sketch.to_json()) if sketch else ""}))
+        with atomic_path(self.root / "done" / name) as tmp:
+            pq.write_table(log, tmp)
+        self.commits += 1
+        self.waiting = []
+        self.last_commit = time.monotonic()
 
     def write_scales(self, num_freqs: int, quantile: float = 0.95) -> FrequencyStats | None:
-        """Merge every source's sketch into ``freq_stats.json`` and ``freq_scales.json``.
+        """Merge the sketches of every done-log file into ``freq_stats.json`` and ``freq_scales.json``.
 
         Returns the merged sketch, or ``None`` when no clip was written (then no scales exist).
         """
         merged = None
-        for marker in self.markers():
-            if marker["stats"] is not None:
-                sketch = FrequencyStats.from_json(marker["stats"])
+        for part in self._done_parts():
+            text = (pq.read_schema(part).metadata or {}).get(SKETCH_KEY, b"")
+            if text:
+                sketch = FrequencyStats.from_json(json.loads(text))
                 merged = sketch if merged is None else merged.merge(sketch)
         if merged is None:
             return None
@@ -190,8 +245,7 @@ class ClipStore:
         return merged
 
     def read_errors(self) -> pa.Table:
-        """All error rows (``source``, ``stage``, ``error``) of the folder."""
-        paths = sorted(p for p in (self.root / "errors").glob("*.parquet") if not p.name.startswith("."))
-        if not paths:
-            return ERROR_SCHEMA.empty_table()
-        return pa.concat_tables([pq.read_table(p) for p in paths])
+        """All error rows (``source``, ``stage``, ``error``) of committed sources."""
+        committed = {p.name for p in self._done_parts()}
+        paths = sorted(p for p in (self.root / "errors").glob("*.parquet") if p.name in committed)
+        return pa.concat_tables([pq.read_table(p) for p in paths]) if paths else ERROR_SCHEMA.empty_table()

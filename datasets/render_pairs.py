@@ -1,8 +1,8 @@
 """Renderer training pairs ``(I_0, I_t, F_t)`` from the clip table's target columns.
 
 `gid preprocess --target-frames N` stores, per clip, N sampled frames ``t`` with their image and
-the flow ``F_t`` from frame 0 (columns ``target_t`` list<int32>, ``target_images`` list<PNG>,
-``target_flows`` list<float16 little-endian (2, H, W)>; see gid.datasets.clips). Each target is one
+the flow ``F_t`` from frame 0 (columns ``target_t``, ``target_images`` list<PNG>, ``target_flows``
+tensor<float16>(N, 2, H, W); read through gid.datasets.clips.clip_arrays). Each target is one
 pair. The splat metric ``Z`` needs the motion over the whole clip (``W(p) = mean_t ‖F_t(p)‖``), which
 comes from the clip's spectral volume.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import decode_image, decode_spectral, encode_image, make_clip_row, shard_paths, write_shard
+from gid.datasets.clips import check_format, clip_arrays, make_clip_row, shard_paths, write_shard
 
 TARGET_COLUMNS = ("target_t", "target_images", "target_flows")
 
@@ -34,27 +34,29 @@ def read_render_pairs(data_dir: str | Path, max_pairs: int | None = None) -> dic
     from gid.pipeline.spectral import spectral_to_trajectories
 
     paths = shard_paths(data_dir)
-    names = pq.read_schema(paths[0]).names
-    missing = [c for c in TARGET_COLUMNS if c not in names]
+    schema = pq.read_schema(paths[0])
+    missing = [c for c in TARGET_COLUMNS if c not in schema.names]
     if missing:
         raise ValueError(f"{data_dir}: the clip table has no {', '.join(missing)} columns; renderer training needs "
                          "target frames: rerun `gid preprocess ... --target-frames 8`")
     out: dict[str, list] = {"source": [], "target": [], "flow": [], "metric": []}
     size = None
     for path in paths:
-        for row in pq.read_table(path).to_pylist():
+        table = pq.read_table(path, columns=["clip_id", "num_frames", "image", "spectral", *TARGET_COLUMNS])
+        check_format(table.schema, path)
+        clips = clip_arrays(table)
+        for i, clip in enumerate(clips["clip_id"]):
             if size is None:
-                size = (row["height"], row["width"])
-            if (row["height"], row["width"]) != size:
-                raise ValueError(f"{path}: clip {row['clip_id']} is {row['width']}x{row['height']} but earlier clips are "
-                                 f"{size[1]}x{size[0]}; preprocess all clips at one --size")
-            source = decode_image(row["image"])
-            traj = spectral_to_trajectories(torch.from_numpy(decode_spectral(row)), row["num_frames"])
+                size = clips["image"].shape[1:3]
+            if clips["image"].shape[1:3] != size:
+                raise ValueError(f"{path}: clip {clip} is {clips['image'].shape[2]}x{clips['image'].shape[1]} but "
+                                 f"earlier clips are {size[1]}x{size[0]}; preprocess all clips at one --size")
+            traj = spectral_to_trajectories(torch.from_numpy(clips["spectral"][i]), int(clips["num_frames"][i]))
             metric = splat_metric(motion_metric(traj)[None])[0].numpy()
-            for image, flow in zip(row["target_images"], row["target_flows"]):
-                out["source"].append(source)
-                out["target"].append(decode_image(image))
-                out["flow"].append(np.frombuffer(flow, dtype="<f2").reshape(2, *size).astype(np.float32))
+            for image, flow in zip(clips["target_images"][i], clips["target_flows"][i]):
+                out["source"].append(clips["image"][i])
+                out["target"].append(image)
+                out["flow"].append(flow)
                 out["metric"].append(metric)
                 if max_pairs is not None and len(out["flow"]) >= max_pairs:
                     return {k: np.stack(v) for k, v in out.items()}
@@ -85,8 +87,7 @@ def write_synthetic_render_clips(out_dir: str | Path, num_videos: int, config=No
         motion = float(np.hypot(video.trajectories[:, 0], video.trajectories[:, 1]).mean())
         rows.append(make_clip_row(
             video_id(seed, index), 0, cfg.fps, video.frames[0], video.spectral, cfg.num_frames, motion,
-            target_t=[int(t) for t in ts], target_images=[encode_image(video.frames[t]) for t in ts],
-            target_flows=[np.ascontiguousarray(video.trajectories[t], dtype="<f2").tobytes() for t in ts]))
+            target_t=ts, target_images=video.frames[ts], target_flows=video.trajectories[ts]))
     out_dir = Path(out_dir)
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     write_shard(rows, out_dir / "clips" / "render-00000.parquet")

@@ -144,19 +144,28 @@ def iter_frames(source: str, spec: ClipSpec) -> Iterator[np.ndarray]:
         container.close()
 
 
-def iter_clips(source: str, spec: ClipSpec) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start_frame, frames (T, H, W, 3) uint8)`` for every clip start ``0, stride, 2·stride, …``.
+def iter_clips(source: str, spec: ClipSpec, start: float = 0.0, end: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start_frame, frames (T, H, W, 3) uint8)`` for every clip start ``s, s + stride, …``.
 
-    Raises :class:`VideoError` (stage ``decode``) for a video too short for even one clip.
+    ``start``/``end`` (seconds) limit the clips to that part of the video: ``s = round(start · fps)``,
+    and no clip reaches past ``end``; start frames count from the beginning of the file. Raises
+    :class:`VideoError` (stage ``decode``) for a video (part) too short for even one clip.
     """
+    first = max(0, round(start * spec.fps))
+    stop = None if end is None else round(end * spec.fps)
     window: deque[np.ndarray] = deque(maxlen=spec.num_frames)
     count = 0
     for index, image in enumerate(iter_frames(source, spec)):
+        if stop is not None and index >= stop:
+            break
+        if index < first:
+            continue
         window.append(image)
-        count = index + 1
-        start = index - spec.num_frames + 1
-        if start >= 0 and start % spec.stride == 0:
-            yield start, np.stack(window)
+        count = index - first + 1
+        clip_start = index - spec.num_frames + 1
+        if clip_start >= first and (clip_start - first) % spec.stride == 0:
+            yield clip_start, np.stack(window)
     if count < spec.num_frames:
-        raise VideoError("decode", f"{source}: too short: {count} frame(s) at {spec.fps:g} fps, "
+        part = "" if first == 0 and stop is None else f" between {start:g} s and {'the end' if end is None else f'{end:g} s'}"
+        raise VideoError("decode", f"{source}: too short{part}: {count} frame(s) at {spec.fps:g} fps, "
                                    f"a clip needs {spec.num_frames} (lower --frames?)")

@@ -11,8 +11,10 @@ from gid.stages.options import parse_size
 def register(app: typer.Typer) -> None:
     @app.command()
     def preprocess(
-        inputs: list[str] = typer.Argument(..., help="Videos: files, folders (searched recursively), globs, "
-                                                      "text files with one path per line, or URIs (s3://…, file://…)."),
+        inputs: list[str] = typer.Argument(None, help="Videos: files, folders (searched recursively), globs, "
+                                                       "text files with one path per line, or URIs (s3://…, file://…)."),
+        manifest: Path = typer.Option(None, help="Instead of INPUTS: a Parquet file with a 'source' column (paths or "
+                                                 "URIs) and optional 'start'/'end' seconds; streamed, never listed."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: clips/, errors/, done/, freq_scales.json."),
         frames: int = typer.Option(150, help="Frames per clip (T), after resampling to --fps."),
         stride: int = typer.Option(10, help="A clip starts every STRIDE frames."),
@@ -21,7 +23,7 @@ def register(app: typer.Typer) -> None:
         fps: float = typer.Option(30.0, help="Frame rate clips are resampled to."),
         flow: str = typer.Option("dis", help="Optical flow: dis (DIS fast), dis-medium, farneback, or torchscript:PATH (a flow net saved with torch.jit.save)."),
         target_frames: int = typer.Option(0, help="Also store N random frames per clip with their flow (renderer training)."),
-        workers: int = typer.Option(0, help="Flow actors; 0 = one per CPU of the Ray cluster."),
+        workers: int = typer.Option(0, help="Source actors (decode + flow + write); 0 = one per CPU of the Ray cluster."),
         num_cpus: int = typer.Option(None, help="CPUs for a local Ray (default: all); ignored with --address."),
         num_gpus: int = typer.Option(None, help="GPUs for a local Ray; with GPUs the spectral step runs on cupy."),
         address: str = typer.Option(None, help="Join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)."),
@@ -30,14 +32,17 @@ def register(app: typer.Typer) -> None:
         """Cut videos into clips, estimate flow from each clip's first frame, store spectral volumes.
 
         Resumable: rerun the same command after an interruption and finished videos are skipped.
-        Unusable files get a row in OUT/errors/ and the run goes on.
+        Unusable files get a row in OUT/errors/ and the run goes on. Workers write the clips;
+        a --manifest of millions of sources is streamed, never listed in this process.
         """
         from gid.stages.preprocess import PreprocessConfig, run_preprocess
 
         width, height = parse_size(size)
         cfg = PreprocessConfig(num_frames=frames, stride=stride, width=width, height=height, fps=fps,
                                num_freqs=num_freqs, flow=flow, target_frames=target_frames)
-        summary = run_preprocess(inputs, out, cfg, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus,
+        if not inputs and manifest is None:
+            raise ValueError("no videos given; name files, folders, globs or lists, or give --manifest FILE.parquet")
+        summary = run_preprocess(inputs or [], out, cfg, manifest=str(manifest) if manifest else None, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus,
                                  address=address, progress=not quiet)
         for line in summary.lines(out):
             typer.echo(line)

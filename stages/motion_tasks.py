@@ -51,15 +51,15 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
     return {**first, "num_clips": rows}
 
 
-def decode_batch(batch: dict[str, np.ndarray], scales: np.ndarray) -> dict[str, np.ndarray]:
-    """Clip rows → ``image (N, 3, H, W)`` float32 [0, 1], ``spectral (N, K, 4, H, W)`` normalized (Eq. 4)."""
-    from gid.datasets.clips import decode_image, decode_spectral
+def decode_batch(batch, scales: np.ndarray) -> dict[str, np.ndarray]:
+    """Clip rows (a pyarrow Table or a Ray numpy batch with ``image`` and ``spectral``) →
+    ``image (N, 3, H, W)`` float32 [0, 1], ``spectral (N, K, 4, H, W)`` normalized (Eq. 4)."""
+    from gid.datasets.clips import clip_arrays
     from gid.pipeline.normalize import normalize
 
-    images = np.stack([decode_image(b) for b in batch["image"]]).transpose(0, 3, 1, 2).astype(np.float32) / 255
-    spec = np.stack([decode_spectral({"spectral": s, "num_freqs": k, "height": h, "width": w}) for s, k, h, w in
-                     zip(batch["spectral"], batch["num_freqs"], batch["height"], batch["width"])])
-    return {"image": images, "spectral": normalize(spec, scales).astype(np.float32)}
+    arrays = clip_arrays(batch, ["image", "spectral"])
+    images = arrays["image"].transpose(0, 3, 1, 2).astype(np.float32) / 255
+    return {"image": images, "spectral": normalize(arrays["spectral"], scales).astype(np.float32)}
 
 
 class _ClipTask(TrainingTask):
@@ -85,8 +85,7 @@ class _ClipTask(TrainingTask):
 
         from gid.datasets.clips import shard_paths
 
-        ds = ray.data.read_parquet([str(p) for p in shard_paths(self.data)],
-                                   columns=["image", "spectral", "num_freqs", "height", "width"])
+        ds = ray.data.read_parquet([str(p) for p in shard_paths(self.data)], columns=["image", "spectral"])
         scales = self.scales
         return ds.map_batches(lambda b: decode_batch(b, scales), batch_format="numpy")
 
@@ -96,9 +95,8 @@ class _ClipTask(TrainingTask):
 
         from gid.datasets.clips import shard_paths
 
-        table = pq.read_table(shard_paths(self.data)[0]).slice(0, count)
-        return decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in
-                             ("image", "spectral", "num_freqs", "height", "width")}, self.scales)
+        table = pq.read_table(shard_paths(self.data)[0], columns=["image", "spectral"]).slice(0, count)
+        return decode_batch(table, self.scales)
 
     def _write_bundle_config(self, out: Path, components: tuple[str, ...]) -> None:
         from gid.pipeline.motion_pipeline import write_bundle_config

@@ -1,22 +1,27 @@
 """Preprocessing on Ray Data: video files → clips → optical flow → spectral volumes → Parquet.
 
-Streaming stages (each a gid function that also runs without Ray)::
+One streaming Ray Data pipeline; the clip data never passes through the driver::
 
-    sources ─► decode (VideoClipDatasource read tasks: datasets.video_reader.iter_clips, one block per clip)
-            ─► motion (actor pool: pipeline.clip_motion — flow from frame 0, quality, spectral volume)
-            ─► driver: datasets.clip_store (atomic shards, errors, done markers, merged sketches)
+    sources ─► SourceDatasource  read tasks (0 CPU): one row per source (listed inputs or a manifest
+                                 file, streamed row group by row group), one block per source
+            ─► SourceStage       actor pool, one source per call: decode (datasets.video_reader.iter_clips,
+                                 one clip window in memory) → pipeline.clip_motion per clip (flow from
+                                 frame 0, quality, spectral volume) → SourceWriter (datasets.clip_store)
+                                 writes the clip rows as Arrow-tensor Parquet shards into DIR/.pending/
+            ─► driver            small rows only (source, counts, filter reasons, errors, sketch):
+                                 ClipStore commits finished sources in groups (rename shards into clips/,
+                                 append a done-log file), merges sketches → scales
 
-Rows between stages have one flat schema: ``kind`` (``clip``, ``end``, ``filtered``, ``error``),
-``source``, ``start_frame``, ``num_clips``, ``stage``, ``error``, ``reason`` and ``data`` (the clip's
-frames ``(T, H, W, 3)`` uint8 bytes after decoding; the pickled clip row and sketch after motion).
-Each file ends with an ``end`` row carrying its clip count and decode error, so the driver knows
-when a source is complete, whatever order the actors finish in.
+Decoded frames stay inside the process that decoded them (numpy ``(T, H, W, 3)``): moving them
+between stages would cost ``T·H·W·3`` bytes per clip (17.6 MiB at 150×256×160) of object-store and
+network traffic for a decode step that is < 10 % of the work. Parallelism comes from sources; a long
+video can be split into parts with a manifest's ``start``/``end`` columns.
 """
 from __future__ import annotations
 
 import glob
 import logging
-import pickle
+import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -28,15 +33,17 @@ import pyarrow as pa
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
-from gid.datasets.clips import clip_id, encode_image, make_clip_row
+from gid.datasets.clip_store import SourceResult, SourceWriter, source_number
+from gid.datasets.clips import clip_id, make_clip_row
 from gid.datasets.video_reader import VIDEO_EXTENSIONS, ClipSpec, VideoError, iter_clips
+from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.flow import FlowMethod, make_flow
 from gid.pipeline.normalize import FrequencyStats
-from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.quality import QualityConfig
 from gid.stages.ray_runtime import init_ray
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+SOURCE_SCHEMA = pa.schema([("key", pa.string()), ("source", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
 
 
 @dataclass
@@ -110,60 +117,80 @@ def _expand_uri(uri: str) -> list[str]:
                   if i.type == fs.FileType.File and Path(i.path).suffix.lower() in VIDEO_EXTENSIONS)
 
 
-def _row(kind: str, source: str, **values: Any) -> dict[str, Any]:
-    return {"kind": kind, "source": source, "start_frame": -1, "num_clips": 0, "stage": "", "error": "",
-            "reason": "", "data": b"", **values}
+def source_key(source: str, start: float = math.nan, end: float = math.nan) -> str:
+    """The identity of one unit of work: the source, plus ``#start-end`` (seconds) for a part of it."""
+    if math.isnan(start) and math.isnan(end):
+        return source
+    return f"{source}#{0.0 if math.isnan(start) else start:g}-{'' if math.isnan(end) else f'{end:g}'}"
 
 
-def decode_source(item: dict[str, Any], spec: ClipSpec) -> Iterator[dict[str, Any]]:
-    """Stage 1: one file → ``clip`` rows (frames as bytes), then one ``end`` row (count, decode error)."""
-    source, count = item["source"], 0
+def check_manifest(path: str | Path) -> int:
+    """Validate a manifest's schema (``source`` string, optional numeric ``start``/``end`` seconds) from its
+    footer alone; returns its row count."""
+    import pyarrow.parquet as pq
+
     try:
-        for start, frames in iter_clips(source, spec):
-            yield _row("clip", source, start_frame=start, data=frames.tobytes())
-            count += 1
-    except VideoError as err:
-        yield _row("end", source, num_clips=count, stage=err.stage, error=str(err))
-        return
-    except Exception as err:  # a broken file must not stop the run: record it
-        yield _row("end", source, num_clips=count, stage="decode", error=f"{source}: {type(err).__name__}: {err}")
-        return
-    yield _row("end", source, num_clips=count)
+        meta = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as err:
+        raise ValueError(f"--manifest {path}: not a readable Parquet file ({err}); write one with a 'source' column") from None
+    schema = meta.schema_arrow
+    if "source" not in schema.names or not pa.types.is_string(schema.field("source").type):
+        raise ValueError(f"--manifest {path}: needs a string column 'source' (it has {', '.join(schema.names)})")
+    for name in ("start", "end"):
+        if name in schema.names and not (pa.types.is_floating(schema.field(name).type) or pa.types.is_integer(schema.field(name).type)):
+            raise ValueError(f"--manifest {path}: column {name!r} must hold seconds as numbers, not {schema.field(name).type}")
+    return meta.metadata.num_rows
 
 
-class VideoClipDatasource(Datasource):
-    """Stage 1 as a Ray Data source: each read task decodes its files once, streaming, one clip at a time
-    (Ray's own ``read_videos`` yields single frames through decord, which does not fit clips).
+def _source_block(source: str, start: Any = None, end: Any = None) -> pa.Table:
+    start = math.nan if start is None else float(start)
+    end = math.nan if end is None else float(end)
+    return pa.Table.from_pylist([{"key": source_key(source, start, end), "source": source, "start": start, "end": end}],
+                                schema=SOURCE_SCHEMA)
 
-    ``ray.data.read_datasource(VideoClipDatasource(paths, ClipSpec()))`` gives the rows of
-    :func:`decode_source`: ``clip`` rows with the frames ``(T, H, W, 3)`` uint8 as bytes, then one
-    ``end`` row per file.
+
+class SourceDatasource(Datasource):
+    """The work list as a Ray Data source: one block per source, so the actor pool balances sources.
+
+    From a list (``sources``) or from a manifest Parquet file (``manifest``: ``source``, optional
+    ``start``/``end`` seconds), which read tasks stream row group by row group: the driver never
+    holds the list.
     """
 
-    def __init__(self, sources: list[str], spec: ClipSpec) -> None:
-        self.sources, self.spec = list(sources), spec
+    def __init__(self, sources: list[str] | None = None, manifest: str | None = None) -> None:
+        self.sources, self.manifest = list(sources or []), manifest
 
     def estimate_inmemory_data_size(self) -> int | None:
         return None
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None) -> list[ReadTask]:
-        groups = [g.tolist() for g in np.array_split(np.array(self.sources, dtype=object), max(1, min(parallelism, len(self.sources))))]
-        spec = self.spec
+        if self.manifest is None:
+            groups = [g.tolist() for g in np.array_split(np.array(self.sources, dtype=object),
+                                                         max(1, min(parallelism, len(self.sources))))]
+            return [ReadTask(lambda files=files: (_source_block(f) for f in files),
+                             BlockMetadata(num_rows=len(files), size_bytes=None, exec_stats=None, input_files=None),
+                             per_task_row_limit=per_task_row_limit) for files in groups if files]
+        import pyarrow.parquet as pq
 
-        def read(files: list[str]) -> Iterator[pa.Table]:
-            for source in files:
-                for row in decode_source({"source": source}, spec):
-                    yield pa.Table.from_pylist([row])
+        manifest = self.manifest
+        row_groups = pq.ParquetFile(manifest).num_row_groups
+        groups = [g.tolist() for g in np.array_split(np.arange(row_groups), max(1, min(parallelism, row_groups)))]
 
-        return [ReadTask(lambda files=files: read(files),
-                         BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=tuple(files)),
-                         per_task_row_limit=per_task_row_limit)
-                for files in groups if files]
+        def read(group: list[int]) -> Iterator[pa.Table]:
+            file = pq.ParquetFile(manifest)
+            columns = [c for c in ("source", "start", "end") if c in file.schema_arrow.names]
+            for index in group:
+                for row in file.read_row_group(index, columns=columns).to_pylist():
+                    yield _source_block(row["source"], row.get("start"), row.get("end"))
+
+        return [ReadTask(lambda group=group: read(group),
+                         BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=(manifest,)),
+                         per_task_row_limit=per_task_row_limit) for group in groups if group]
 
 
 def process_clip(source: str, start_frame: int, frames: np.ndarray, cfg: PreprocessConfig, flow: FlowMethod,
                  use_gpu: bool = False) -> tuple[dict[str, Any] | None, FrequencyStats | None, str | None]:
-    """Stage 2 for one clip ``frames (T, H, W, 3)`` uint8: ``(clip row, sketch, None)`` or ``(None, None, reason)``."""
+    """One clip ``frames (T, H, W, 3)`` uint8: ``(clip row, sketch, None)`` or ``(None, None, reason)``."""
     motion = clip_motion(frames, flow, cfg.num_freqs, cfg.quality, use_gpu)
     if motion.quality.reason:
         return None, None, motion.quality.reason
@@ -172,9 +199,7 @@ def process_clip(source: str, start_frame: int, frames: np.ndarray, cfg: Preproc
     motion_mean = extra.pop("motion_mean")
     if cfg.target_frames:
         ts = target_times(source, start_frame, cfg.num_frames, cfg.target_frames)
-        extra["target_t"] = ts.tolist()
-        extra["target_images"] = [encode_image(frames[t]) for t in ts]
-        extra["target_flows"] = [np.ascontiguousarray(motion.trajectories[t], dtype="<f2").tobytes() for t in ts]
+        extra.update(target_t=ts, target_images=frames[ts], target_flows=motion.trajectories[ts])
     row = make_clip_row(source, start_frame, cfg.fps, frames[0], spectral, cfg.num_frames, motion_mean, **extra)
     stats = FrequencyStats(num_freqs=cfg.num_freqs).update(spectral.astype(np.float32))
     return row, stats, None
@@ -186,26 +211,62 @@ def target_times(source: str, start_frame: int, num_frames: int, count: int) -> 
     return np.sort(rng.choice(np.arange(1, num_frames), count, replace=False))
 
 
-class MotionStage:
-    """Stage 2 as a Ray Data actor: holds the flow method (a GPU net loads its weights once here)."""
+def process_source(key: str, source: str, start: float, end: float, cfg: PreprocessConfig, flow: FlowMethod,
+                   out: str | Path, use_gpu: bool = False, rows_per_shard: int = 32) -> SourceResult:
+    """Decode one source (or its ``[start, end)`` seconds), process every clip, write its shards into
+    ``out/.pending``; returns the small result row for the driver. Broken files and failing clips
+    become errors in the result, never exceptions."""
+    writer = SourceWriter(out, key, rows_per_shard)
+    result = SourceResult(key, "ok")
+    clip_range = {"start": 0.0 if math.isnan(start) else start, "end": None if math.isnan(end) else end}
+    try:
+        for first, frames in iter_clips(source, cfg.spec(), **clip_range):
+            try:
+                row, stats, reason = process_clip(source, first, frames, cfg, flow, use_gpu)
+            except Exception as err:  # one bad clip is an error record, never the end of the run
+                result.errors.append({"source": key, "stage": "flow", "error": f"{source}@{first}: {type(err).__name__}: {err}"})
+                continue
+            if reason:
+                result.filtered[reason] += 1
+                continue
+            writer.add(row)
+            result.clips_written += 1
+            result.stats = stats if result.stats is None else result.stats.merge(stats)
+    except VideoError as err:
+        result.errors.append({"source": key, "stage": err.stage, "error": str(err)})
+    except Exception as err:  # a broken file must not stop the run: record it
+        result.errors.append({"source": key, "stage": "decode", "error": f"{source}: {type(err).__name__}: {err}"})
+    result.parts = writer.close()
+    result.status = "failed" if result.errors else "ok"
+    return result
 
-    def __init__(self, cfg: PreprocessConfig, use_gpu: bool = False) -> None:
-        self.cfg, self.use_gpu = cfg, use_gpu
+
+class SourceStage:
+    """The work of one source as a Ray Data actor (a GPU flow net loads its weights once here).
+
+    ``done``: sorted ``uint64`` ids of finished sources (or a one-element list holding the ObjectRef of
+    that array); those come back as ``skipped`` rows without being opened.
+    """
+
+    def __init__(self, cfg: PreprocessConfig, out: str, done: Any, use_gpu: bool = False, rows_per_shard: int = 32) -> None:
+        if isinstance(done, list):
+            import ray
+
+            done = ray.get(done[0])
+        self.cfg, self.out, self.done, self.use_gpu, self.rows_per_shard = cfg, out, done, use_gpu, rows_per_shard
         self.flow = make_flow(cfg.flow)
-        self.shape = (cfg.num_frames, cfg.height, cfg.width, 3)
 
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        if row["kind"] != "clip":
-            return row
-        source, start = row["source"], int(row["start_frame"])
-        try:
-            frames = np.frombuffer(row["data"], dtype=np.uint8).reshape(self.shape)
-            clip_row, stats, reason = process_clip(source, start, frames, self.cfg, self.flow, self.use_gpu)
-        except Exception as err:  # one bad clip is an error record, never the end of the run
-            return _row("error", source, start_frame=start, stage="flow", error=f"{source}@{start}: {type(err).__name__}: {err}")
-        if reason:
-            return _row("filtered", source, start_frame=start, reason=reason)
-        return _row("clip", source, start_frame=start, data=pickle.dumps((clip_row, stats)))
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = []
+        for key, source, start, end in zip(batch["key"], batch["source"], batch["start"], batch["end"]):
+            number = np.uint64(source_number(str(key)))
+            index = np.searchsorted(self.done, number)
+            if index < len(self.done) and self.done[index] == number:
+                rows.append(SourceResult(str(key), "skipped").to_row())
+                continue
+            rows.append(process_source(str(key), str(source), float(start), float(end), self.cfg, self.flow, self.out,
+                                       self.use_gpu, self.rows_per_shard).to_row())
+        return {name: np.array([r[name] for r in rows], dtype=object) for name in rows[0]}
 
 
 @dataclass
@@ -233,13 +294,16 @@ class Summary:
         ]
 
 
-def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | None = None, *, workers: int = 0,
-                   num_cpus: int | None = None, num_gpus: int | None = None, address: str | None = None,
+def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | None = None, *, manifest: str | None = None,
+                   workers: int = 0, num_cpus: int | None = None, num_gpus: int | None = None, address: str | None = None,
                    rows_per_shard: int = 32, progress: bool = True) -> Summary:
-    """Preprocess ``inputs`` into ``out`` (see gid.datasets.clip_store for the layout); resumable.
+    """Preprocess ``inputs`` (or the sources of a ``manifest`` Parquet file) into ``out`` (layout:
+    gid.datasets.clip_store); resumable.
 
     Args:
-        workers: motion (flow) actors; 0 = one per CPU of the cluster.
+        manifest: a Parquet file with a ``source`` column and optional ``start``/``end`` seconds; its rows
+            are streamed by Ray read tasks, never listed in the driver.
+        workers: source actors; 0 = one per CPU of the cluster.
         num_cpus, num_gpus: resources of a local Ray started here (ignored when joining a cluster);
             with GPUs the spectral step runs on cupy.
         address: a Ray cluster to join (default: ``RAY_ADDRESS``, else a new local Ray).
@@ -250,9 +314,14 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
 
     cfg = cfg or PreprocessConfig()
     start_time = time.perf_counter()
-    sources = expand_inputs(inputs)
-    store = ClipStore(out, cfg.settings(), rows_per_shard)
-    todo = [s for s in sources if not store.is_done(s)]
+    if manifest is not None and inputs:
+        raise ValueError(f"give videos or --manifest {manifest}, not both")
+    total = check_manifest(manifest) if manifest is not None else None
+    sources = expand_inputs(inputs) if manifest is None else []
+    store = ClipStore(out, cfg.settings())
+    store.clear_pending()
+    done = store.done_ids()
+    todo = [s for s in sources if not _is_done(done, source_key(s))]
     summary = Summary(videos_skipped=len(sources) - len(todo))
     use_gpu = bool(num_gpus)
     if use_gpu:
@@ -260,78 +329,74 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
             import cupy  # noqa: F401
         except ImportError:
             raise ValueError("--num-gpus needs cupy for the spectral step: pip install 'gid[gpu]'") from None
-    started = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus) if todo else False
+    work = bool(todo) or bool(total)
+    started = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus) if work else False
     try:
-        if todo:
-            _stream(todo, store, cfg, summary, workers, use_gpu, progress)
+        if work:
+            datasource = SourceDatasource(manifest=str(manifest)) if manifest is not None else SourceDatasource(todo)
+            _stream(datasource, total or len(todo), store, done, cfg, summary, workers, use_gpu, rows_per_shard, progress)
+            store.commit()
         summary.scales_written = store.write_scales(cfg.num_freqs) is not None and (store.root / "freq_scales.json").is_file()
     finally:
+        store.commit()
         if started:
             ray.shutdown()
+    store.clear_pending()
     summary.seconds = time.perf_counter() - start_time
     return summary
 
 
-def _stream(todo: list[str], store, cfg: PreprocessConfig, summary: Summary, workers: int, use_gpu: bool,
-            progress: bool) -> None:
-    """Run the Ray Data pipeline over ``todo`` and hand every result to ``store`` (a ClipStore)."""
+def _is_done(done: np.ndarray, key: str) -> bool:
+    number = np.uint64(source_number(key))
+    index = np.searchsorted(done, number)
+    return bool(index < len(done) and done[index] == number)
+
+
+def _stream(datasource: SourceDatasource, total: int, store, done: np.ndarray, cfg: PreprocessConfig, summary: Summary,
+            workers: int, use_gpu: bool, rows_per_shard: int, progress: bool) -> None:
+    """Run the Ray Data pipeline and hand every small result row to ``store`` (a ClipStore)."""
     import ray
     import ray.data as rd
     from tqdm import tqdm
 
     context = rd.DataContext.get_current()
     data_logger = logging.getLogger("ray.data")
-    saved = context.enable_progress_bars, context.target_max_block_size, data_logger.level
+    saved = context.enable_progress_bars, data_logger.level
     context.enable_progress_bars = False  # one bar for the whole run (videos), below
-    # Ray merges small outputs up to this size: one decoded clip per block spreads clips evenly over actors.
-    context.target_max_block_size = cfg.num_frames * cfg.height * cfg.width * 3
     data_logger.setLevel(logging.WARNING)  # its per-dataset INFO lines would break the bar
     cpus = float(ray.cluster_resources().get("CPU", 1))
     gpus = float(ray.cluster_resources().get("GPU", 0)) if use_gpu else 0.0
-    workers = workers or max(1, int(cpus))
-    decoders = max(1, round(cpus / 4))
-    # An actor and a decoder must fit together on the smallest node: fractions do not pack across nodes.
+    workers = max(1, min(workers or int(cpus), total))  # no idle actors for fewer sources than CPUs
+    # An actor must fit on the smallest node: fractions do not pack across nodes.
     node_cpus = min((n["Resources"]["CPU"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")), default=cpus)
-    actor_cpus = max(0.1, min((cpus - 0.5 * decoders) / workers, node_cpus - 0.5))
-    bar = tqdm(total=len(todo), unit="video", desc="preprocess", disable=not progress)
+    actor_cpus = max(0.1, min(cpus / workers, node_cpus))
+    bar = tqdm(total=total, unit="video", desc="preprocess", disable=not progress)
     try:
-        ds = rd.read_datasource(VideoClipDatasource(todo, cfg.spec()), override_num_blocks=min(len(todo), 10_000),
-                                num_cpus=0.5, compute=rd.TaskPoolStrategy(size=decoders))
-        ds = ds.map(MotionStage, fn_constructor_kwargs={"cfg": cfg, "use_gpu": use_gpu}, num_cpus=actor_cpus,
-                    num_gpus=(gpus / workers) if gpus else None, compute=rd.ActorPoolStrategy(size=workers))
+        ds = rd.read_datasource(datasource, num_cpus=0, override_num_blocks=max(1, min(total, 1000)))
+        ds = ds.map_batches(SourceStage, batch_size=1, batch_format="numpy", num_cpus=actor_cpus,
+                            num_gpus=(gpus / workers) if gpus else None, compute=rd.ActorPoolStrategy(size=workers),
+                            fn_constructor_kwargs={"cfg": cfg, "out": str(store.root), "done": [ray.put(done)],
+                                                   "use_gpu": use_gpu, "rows_per_shard": rows_per_shard})
         for row in ds.iter_rows():
             _collect(row, store, summary, bar)
     finally:
         bar.close()
-        context.enable_progress_bars, context.target_max_block_size = saved[:2]
-        data_logger.setLevel(saved[2])
+        context.enable_progress_bars = saved[0]
+        data_logger.setLevel(saved[1])
 
 
 def _collect(row: dict[str, Any], store, summary: Summary, bar) -> None:
-    """Driver side: file one result row with ``store``; publish its source when complete."""
-    source, kind, start = row["source"], row["kind"], int(row["start_frame"])
-    if not store.accepts(source):
+    """Driver side: count one source's result and hand it to ``store`` for the next commit."""
+    result = SourceResult.from_row(row)
+    if not store.record(result):
         return
-    if source not in store.open:
-        store.begin(source)
-    if kind == "clip":
-        clip_row, stats = pickle.loads(row["data"])
-        store.add_clip(source, start, clip_row, stats, None)
-    elif kind == "filtered":
-        store.add_clip(source, start, None, None, row["reason"])
-    elif kind == "error":
-        store.add_error(source, row["stage"], row["error"], start)
-    else:  # end of the file
-        if row["error"]:
-            store.add_error(source, row["stage"], row["error"])
-        store.end_of_source(source, int(row["num_clips"]))
-    if store.open[source].complete:
-        done = store.finish(source)
-        summary.videos_failed += bool(done.errors)
-        summary.videos_ok += not done.errors
-        summary.clips_written += done.written
-        summary.clips_filtered.update(done.filtered)
-        summary.errors += len(done.errors)
-        bar.update(1)
-        bar.set_postfix(clips=summary.clips_written, filtered=sum(summary.clips_filtered.values()),
-                        failed=summary.videos_failed)
+    if result.status == "skipped":
+        summary.videos_skipped += 1
+    else:
+        summary.videos_failed += result.status == "failed"
+        summary.videos_ok += result.status == "ok"
+        summary.clips_written += result.clips_written
+        summary.clips_filtered.update(result.filtered)
+        summary.errors += len(result.errors)
+    bar.update(1)
+    bar.set_postfix(clips=summary.clips_written, filtered=sum(summary.clips_filtered.values()), failed=summary.videos_failed)

@@ -129,6 +129,8 @@ def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectr
     """
     import pyarrow.parquet as pq
 
+    from gid.datasets.clips import check_format
+
     items: list[dict[str, Any]] = []
     if not inputs:
         raise ValueError("give at least one INPUT: image files, folders of images, or Parquet files")
@@ -146,6 +148,8 @@ def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectr
             schema = pq.read_schema(path)
             needed = [image_column] + (["spectral", "num_freqs", "height", "width", "num_frames"] if spectral else [])
             missing = [c for c in needed if c not in schema.names]
+            if spectral:
+                check_format(schema, path)
             if missing:
                 raise ValueError(f"{path}: Parquet input lacks column(s) {', '.join(missing)}; "
                                  f"it has {', '.join(schema.names)} (choose the image column with --image-column)")
@@ -179,17 +183,22 @@ def video_name(source: str, name: str) -> str:
 
 
 def _read_parquet_rows(path: str, rows: list[int], columns: list[str]) -> dict[int, dict[str, Any]]:
-    """The given global row numbers of one Parquet file, reading only the row groups that hold them."""
+    """The given global row numbers of one Parquet file, reading only the row groups that hold them
+    (a clip table's ``spectral`` as a ``(K, 4, H, W)`` float32 array, through gid.datasets.clips.clip_arrays)."""
     import pyarrow.parquet as pq
+
+    from gid.datasets.clips import clip_arrays
 
     pf = pq.ParquetFile(path)
     starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
     out: dict[int, dict[str, Any]] = {}
     for group in sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows}):
-        table = pf.read_row_group(group, columns=columns).to_pylist()
+        table = pf.read_row_group(group, columns=columns)
+        tensors = clip_arrays(table, ["spectral"]) if "spectral" in columns else {}
+        records = table.drop_columns(list(tensors)).to_pylist()
         for r in rows:
             if starts[group] <= r < starts[group + 1]:
-                out[r] = table[r - starts[group]]
+                out[r] = {**records[r - starts[group]], **{k: v[r - starts[group]] for k, v in tensors.items()}}
     return out
 
 
@@ -209,7 +218,7 @@ def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, 
     ``num_frames / T``: the inverse DFT divides by the length (§4.1), so this keeps the amplitudes
     in pixels when the video is rendered with another number of frames.
     """
-    from gid.datasets.clips import decode_image, decode_spectral
+    from gid.datasets.clips import decode_image
     from gid.pipeline.images import fit_image, load_image
 
     sources, paths, rows = list(batch["source"]), list(batch["path"]), [int(r) for r in batch["row"]]
@@ -233,7 +242,7 @@ def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, 
                 except Exception as err:  # noqa: BLE001 - PIL raises several kinds
                     raise ValueError(f"{path} row {row}: column {image_column!r} cannot be read as an image ({err})") from None
                 if spectral:
-                    spec = decode_spectral(record) * (num_frames / record["num_frames"])
+                    spec = record["spectral"] * (num_frames / record["num_frames"])
             image = fit_image(image, max_side)
         except Exception as err:  # noqa: BLE001 - one bad photo becomes an error row, never a crash
             error, image = _failure("read", err), None

@@ -74,7 +74,9 @@ def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
 
 
 def done_markers(out: Path) -> int:
-    return len(list((out / "done").glob("*.json"))) if (out / "done").is_dir() else 0
+    """Sources in the done log (one Parquet file per commit)."""
+    parts = sorted((out / "done").glob("[!.]*.parquet")) if (out / "done").is_dir() else []
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
 
 
 def rows(out: Path) -> list[tuple[str, bytes]]:

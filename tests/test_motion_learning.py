@@ -33,8 +33,7 @@ def _amplitudes(data, scales):
     from gid.stages.motion_tasks import decode_batch
 
     table = pq.read_table(shard_paths(data)[0])
-    batch = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object)
-                          for c in ("image", "spectral", "num_freqs", "height", "width")}, scales)
+    batch = decode_batch(table, scales)
     spec = denormalize(batch["spectral"], scales)
     return batch["image"], spec, amplitude(spec)
 

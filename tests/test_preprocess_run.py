@@ -15,11 +15,13 @@ import pytest
 from preprocess_corpus import broken_corpus, encode
 from typer.testing import CliRunner
 
-from gid.datasets.clips import decode_spectral, decode_targets, read_clip_table
+from gid.datasets.clip_store import ClipStore
+from gid.datasets.clips import read_clip_arrays, read_clip_table
 from gid.datasets.synthetic import SynthConfig, load_ground_truth, write_dataset
 from gid.datasets.video import read_video
 from gid.pipeline.normalize import load_scales, normalize
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
+from gid.stages.preprocess import PreprocessConfig
 
 pytestmark = pytest.mark.ray
 
@@ -89,18 +91,19 @@ def test_every_broken_file_gets_an_error_and_every_good_clip_is_written(corpus, 
     assert sorted((r["source"], r["start_frame"]) for r in table) == sorted(
         (s, start) for s in corpus["truth"] for start in (0, 12))
     assert len({r["clip_id"] for r in table}) == len(table)
-    markers = [json.loads(p.read_text()) for p in (out / "done").glob("*.json")]
-    assert sorted(m["status"] for m in markers) == ["failed"] * 8 + ["ok"] * 5
+    log = pq.read_table(out / "done").to_pylist()
+    assert sorted(m["status"] for m in log) == ["failed"] * 8 + ["ok"] * 5
 
 
 def test_spectral_volumes_match_the_exact_motion(corpus, processed):
     out, _ = processed
     errors = []
-    for row in read_clip_table(out).to_pylist():
-        if row["start_frame"] != 0:
+    clips = read_clip_arrays(out, ["source", "start_frame", "spectral"])
+    for source, start, spectral in zip(clips["source"], clips["start_frame"], clips["spectral"]):
+        if start != 0:
             continue
-        _, smooth, valid = exact_trajectories(corpus, row["source"])
-        estimated = spectral_to_trajectories(decode_spectral(row), NUM_FRAMES)
+        _, smooth, valid = exact_trajectories(corpus, source)
+        estimated = spectral_to_trajectories(spectral, NUM_FRAMES)
         epe = np.sqrt(((estimated - smooth) ** 2).sum(axis=1))
         errors.append(float(epe[valid].mean()))
     print("trajectory endpoint error (px) per start-0 clip:", np.round(errors, 3))
@@ -109,14 +112,14 @@ def test_spectral_volumes_match_the_exact_motion(corpus, processed):
 
 def test_target_frames_hold_the_frames_and_their_flow(corpus, processed):
     out, _ = processed
-    for row in read_clip_table(out).to_pylist():
-        ts, images, flows = decode_targets(row)
+    clips = read_clip_arrays(out, ["source", "start_frame", "target_t", "target_images", "target_flows"])
+    for source, start, ts, images, flows in zip(*clips.values()):
         assert len(set(ts.tolist())) == 3 and ts.min() >= 1 and ts.max() < NUM_FRAMES
         assert images.shape == (3, 80, 128, 3) and flows.shape == (3, 2, 80, 128)
-        if row["start_frame"] == 0 and row["source"] in map(str, corpus["videos"]):
-            frames, _ = read_video(row["source"], max_frames=NUM_FRAMES)
+        if start == 0 and source in map(str, corpus["videos"]):
+            frames, _ = read_video(source, max_frames=NUM_FRAMES)
             np.testing.assert_array_equal(images, frames[ts])
-            traj, _, valid = exact_trajectories(corpus, row["source"])
+            traj, _, valid = exact_trajectories(corpus, source)
             for flow, t in zip(flows, ts):
                 epe = np.sqrt(((flow - traj[t]) ** 2).sum(axis=0))
                 assert epe[valid[t]].mean() < FRAME_EPE_BOUND
@@ -124,8 +127,7 @@ def test_target_frames_hold_the_frames_and_their_flow(corpus, processed):
 
 def test_scales_are_the_nonzero_95th_percentile_of_every_stored_value(processed):
     out, _ = processed
-    rows = read_clip_table(out).to_pylist()
-    values = np.abs(np.stack([decode_spectral(r) for r in rows]))  # (N, K, 4, H, W)
+    values = np.abs(read_clip_arrays(out, ["spectral"])["spectral"])  # (N, K, 4, H, W)
     per_freq = np.moveaxis(values, 1, 0).reshape(NUM_FREQS, -1)
     expected = [np.percentile(v[v >= 1e-6], 95) for v in per_freq]
     np.testing.assert_allclose(load_scales(out / "freq_scales.json"), expected, rtol=0.012)  # sketch ε = 0.5 %
@@ -170,11 +172,11 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_run(corpus, ray_lo
                              "--address", address, *ARGS], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 240
-    while not list((killed / "done").glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
+    while not list((killed / "done").glob("[!.]*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_at_kill = len(list((killed / "done").glob("*.json")))
+    done_at_kill = pq.read_table(killed / "done").num_rows  # sources in the done log
     assert 1 <= done_at_kill < 9, "the run should be killed partway"
 
     output = run_cli(str(many), "--out", str(killed), *ARGS)
@@ -193,7 +195,7 @@ def test_a_killed_run_resumes_to_the_rows_of_an_uninterrupted_run(corpus, ray_lo
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):
-    from gid.stages.preprocess import PreprocessConfig, expand_inputs
+    from gid.stages.preprocess import check_manifest, expand_inputs
 
     with pytest.raises(ValueError, match="--flow 'nope'"):
         PreprocessConfig(flow="nope")
@@ -202,31 +204,40 @@ def test_bad_arguments_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="no videos found"):
         expand_inputs([str(tmp_path)])
     out = tmp_path / "out"
-    from gid.datasets.clip_store import ClipStore
-
     ClipStore(out, PreprocessConfig().settings())
     with pytest.raises(ValueError, match="other settings.*num_frames: 150 → 100"):
         ClipStore(out, PreprocessConfig(num_frames=100).settings())
     result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(tmp_path), "--out", str(out)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.startswith("gid: error: no videos found")
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"path": ["a.mp4"]}), tmp_path / "m.parquet")
+    with pytest.raises(ValueError, match="--manifest .*m.parquet: needs a string column 'source' \\(it has path\\)"):
+        check_manifest(tmp_path / "m.parquet")
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        check_manifest(tmp_path / "out" / "preprocess.json")
 
 
-def test_the_video_datasource_reads_each_file_once_into_clips(corpus, ray_local):
-    import ray.data
+def test_a_manifest_streams_sources_and_parts_of_them(corpus, processed, tmp_path):
+    """--manifest: the same clips as the listed run for whole files, only the clips inside [start, end)
+    for a part, an error row for a missing file; rerun skips all of them."""
+    import pyarrow as pa
 
-    from gid.datasets.video_reader import ClipSpec
-    from gid.stages.preprocess import VideoClipDatasource
-
+    out, _ = processed
     video = str(corpus["videos"][0])
-    spec = ClipSpec(num_frames=NUM_FRAMES, stride=12, width=128, height=80)
-    rows = ray.data.read_datasource(VideoClipDatasource([video, str(corpus["broken"]["random"])], spec)).take_all()
-    clips = sorted((r for r in rows if r["kind"] == "clip"), key=lambda r: r["start_frame"])
-    ends = {r["source"]: r for r in rows if r["kind"] == "end"}
-    assert [r["start_frame"] for r in clips] == [0, 12]
-    frames, _ = read_video(video)
-    for r in clips:
-        decoded = np.frombuffer(r["data"], np.uint8).reshape(NUM_FRAMES, 80, 128, 3)
-        np.testing.assert_array_equal(decoded, frames[r["start_frame"]:r["start_frame"] + NUM_FRAMES])
-    assert ends[video]["num_clips"] == 2 and not ends[video]["error"]
-    assert ends[str(corpus["broken"]["random"])]["stage"] == "open"
+    manifest = tmp_path / "sources.parquet"
+    pq.write_table(pa.table({"source": [video, video, str(tmp_path / "gone.mp4")],
+                             "start": [None, 0.4, None], "end": [None, 2.0, None]},
+                            schema=pa.schema([("source", pa.string()), ("start", pa.float64()), ("end", pa.float64())])),
+                   manifest, row_group_size=1)
+    listed = read_clip_table(out, columns=["clip_id", "spectral"]).to_pylist()
+    output = run_cli("--manifest", str(manifest), "--out", str(tmp_path / "m"), "--target-frames", "3", *ARGS)
+    assert "videos: 2 ok, 1 failed" in output and "clips: 3 written" in output
+    got = read_clip_table(tmp_path / "m", columns=["clip_id", "source", "start_frame", "spectral"]).to_pylist()
+    starts = sorted(r["start_frame"] for r in got)
+    assert starts == [0, 12, 12]  # whole file: 0, 12; frames 12 … 59 of the part: 12 only
+    whole = {r["clip_id"]: r["spectral"] for r in listed}
+    assert all(whole[r["clip_id"]] == r["spectral"] for r in got)
+    assert "3 already done (skipped)" in run_cli("--manifest", str(manifest), "--out", str(tmp_path / "m"),
+                                                 "--target-frames", "3", *ARGS)

@@ -98,6 +98,18 @@ def test_frames_are_scaled_to_cover_and_centre_cropped(tmp_path, size, rotation)
         assert frame[2:-2, 2:-2].min() > 240  # only the white centre survives the crop
 
 
+def test_start_and_end_seconds_limit_the_clips_to_a_part_of_the_video(tmp_path):
+    path = encode(tmp_path / "idx.mp4", index_frames(60))
+    spec = ClipSpec(num_frames=10, stride=5, width=48, height=32)
+    whole = dict(iter_clips(str(path), spec))
+    part = dict(iter_clips(str(path), spec, start=0.5, end=1.5))  # frames 15 … 44 at 30 fps
+    assert list(part) == [15, 20, 25, 30, 35] and list(whole)[:2] == [0, 5]
+    for first, frames in part.items():
+        np.testing.assert_allclose(frames[:, 0, 0, 0] / 3, np.arange(first, first + 10), atol=0.34)
+    with pytest.raises(VideoError, match="too short between 1.8 s and 2 s"):
+        list(iter_clips(str(path), spec, start=1.8, end=2.0))
+
+
 def test_too_short_and_missing_videos_raise_video_errors(tmp_path):
     path = encode(tmp_path / "short.mp4", index_frames(8))
     with pytest.raises(VideoError, match="too short: 8 frame") as err:
@@ -216,23 +228,40 @@ def test_a_torchscript_flow_network_plugs_in_from_a_local_file(tmp_path):
         make_flow(f"torchscript:{tmp_path / 'none.pt'}")
 
 
-def test_the_store_drops_rows_a_retried_task_delivers_twice(tmp_path):
-    """The stages without Ray; rows repeated as a re-executed Ray task would repeat them."""
+def test_the_store_drops_results_a_retried_task_delivers_twice(tmp_path):
+    """The stages without Ray; results repeated as re-executed Ray tasks would repeat them, and a
+    second execution of the same source rewriting its shards (same names, same bytes) before commit."""
+    import math
+
     from tqdm import tqdm
 
     from gid.datasets.clip_store import ClipStore
     from gid.datasets.clips import read_clip_table
-    from gid.stages.preprocess import MotionStage, PreprocessConfig, Summary, _collect, decode_source
+    from gid.stages.preprocess import PreprocessConfig, SourceStage, Summary, _collect, process_source
 
     image = texture(64, 96, seed=6)
-    video = encode(tmp_path / "wave.mp4", _clip_of([(2 * np.sin(t / 3), np.cos(t / 4)) for t in range(40)], image))
+    video = str(encode(tmp_path / "wave.mp4", _clip_of([(2 * np.sin(t / 3), np.cos(t / 4)) for t in range(40)], image)))
     cfg = PreprocessConfig(num_frames=16, stride=8, width=96, height=64, num_freqs=4)
-    stage = MotionStage(cfg)
-    rows = [stage(r) for r in decode_source({"source": str(video)}, cfg.spec())]
-    assert [r["kind"] for r in rows] == ["clip"] * 4 + ["end"]
-    store, summary = ClipStore(tmp_path / "out", cfg.settings()), Summary()
-    for row in rows[:2] + rows + rows:  # duplicates before and after the source is published
+    out = tmp_path / "out"
+    store, summary = ClipStore(out, cfg.settings()), Summary()
+    flow = make_flow("dis")
+    first = process_source(video, video, math.nan, math.nan, cfg, flow, out, rows_per_shard=3).to_row()
+    assert sorted(p.name[17:] for p in (out / ".pending").iterdir()) == ["00000.parquet", "00001.parquet"]
+    _collect(first, store, summary, tqdm(disable=True))
+    again = process_source(video, video, math.nan, math.nan, cfg, flow, out, rows_per_shard=3).to_row()
+    for row in (first, again, first):  # duplicates before and after the commit
         _collect(row, store, summary, tqdm(disable=True))
-    table = read_clip_table(tmp_path / "out", columns=["start_frame"])
+    store.commit()
+    _collect(again, store, summary, tqdm(disable=True))
+    store.commit()
+    table = read_clip_table(out, columns=["start_frame"])
     assert sorted(table["start_frame"].to_pylist()) == [0, 8, 16, 24]
     assert (summary.videos_ok, summary.clips_written) == (1, 4)
+    assert store.done_log()["key"].to_pylist() == [video]
+    # A rerun's workers get the done ids and skip the source without opening it.
+    rerun = ClipStore(out, cfg.settings())
+    stage = SourceStage(cfg, str(out), rerun.done_ids())
+    result = stage({"key": [video, "missing.mp4"], "source": [video, "missing.mp4"], "start": [math.nan] * 2,
+                    "end": [math.nan] * 2})
+    assert list(result["status"]) == ["skipped", "failed"]
+
