@@ -93,6 +93,7 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
     cols = ("image", "spectral", "num_freqs", "height", "width")
     out = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cols}, scales)
     out["spectral"] = denormalize(out["spectral"], scales)
+    out["num_frames"] = int(table.column("num_frames")[0].as_py())
     return out
 
 
@@ -167,7 +168,7 @@ def main() -> None:
     import ray
     import torch
 
-    from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
+    from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask, seam_error
     from gid.pipeline.motion_pipeline import MotionPipeline
     from gid.pipeline.normalize import load_scales
     from gid.pipeline.spectral import frequencies_hz
@@ -208,8 +209,8 @@ def main() -> None:
 
     scales = load_scales(bundle / "freq_scales.json")
     held_out, training = load_clips(test, scales), load_clips(train, scales)
-    gt = amplitude(held_out["spectral"])
-    mask = moving_mask(held_out["spectral"])
+    gt = amplitude_px(held_out["spectral"], args.frames)
+    mask = moving_mask(gt)
     images = torch.from_numpy(held_out["image"])
     sample = dict(num_inference_steps=args.sample_steps, progress=False)
     seeds = [1000 * i for i in range(args.samples)]
@@ -230,12 +231,12 @@ def main() -> None:
     spectra["oracle: unseen parameters redrawn, through the VAE"] = [
         through_vae(stage2.vae, volume, scales) for volume in spectra["oracle: unseen parameters redrawn"]]
     spectra["oracle: phases redrawn"] = [redrawn(args, phase_seed=j + 1) for j in range(args.samples)]
-    training_amp = amplitude(training["spectral"])  # (N, K, H, W)
+    training_amp = amplitude_px(training["spectral"], args.frames)  # (N, K, H, W)
     mean_amp = training_amp.mean(axis=0, keepdims=True)
     mean_spectrum = np.broadcast_to(training_amp.mean(axis=(0, 2, 3))[None, :, None, None], mean_amp.shape)
     baselines = {"training-set mean": mean_amp, "training-set mean spectrum, every pixel": mean_spectrum}
     amps = {**{name: [baseline] for name, baseline in baselines.items()}, "zero motion": [np.zeros_like(gt[:1])]}
-    amps.update({name: [amplitude(v) for v in volumes] for name, volumes in spectra.items()})
+    amps.update({name: [amplitude_px(v, args.frames) for v in volumes] for name, volumes in spectra.items()})
     report = {"timing": timing, "args": {k: str(v) for k, v in vars(args).items()}, "errors": {}}
     n = args.samples
     print(f"\n{'prediction':50s} {'all px':>7s} {'moving':>7s} {'moving, mean of ' + str(n):>17s} "

@@ -186,10 +186,11 @@ class VAETask(_ClipTask):
         volumes = {"data": denormalize(x.numpy(), self.scales),
                    "VAE reconstruction": denormalize(recon.numpy(), self.scales)}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "vae_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
+        return [plot_spectra(Path(out) / "vae_spectrum.png", {k: mean_amplitude(v, self.info["num_frames"]) for k, v in volumes.items()},
                              hz, "VAE: mean amplitude per frequency"),
-                plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()}, hz,
-                                    "VAE: amplitude |S_k| of training clips, data vs reconstruction",
+                plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()},
+                                    self.info["num_frames"], hz,
+                                    "VAE: amplitude A_k (px) of training clips, data vs reconstruction",
                                     images=clips["image"][:2])]
 
 
@@ -293,7 +294,7 @@ class MotionTask(_ClipTask):
         sampled = pipe(torch.from_numpy(clips["image"]), num_inference_steps=20, progress=False)
         volumes = {"data": denormalize(clips["spectral"], self.scales), "sampled": sampled.numpy()}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "motion_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
+        return [plot_spectra(Path(out) / "motion_spectrum.png", {k: mean_amplitude(v, self.info["num_frames"]) for k, v in volumes.items()},
                              hz, "sampled vs data motion"),
-                plot_amplitude_maps(Path(out) / "motion_amplitude.png", volumes, hz,
-                                    "motion: amplitude |S_k| of training clips, data vs sampled", images=clips["image"])]
+                plot_amplitude_maps(Path(out) / "motion_amplitude.png", volumes, self.info["num_frames"], hz,
+                                    "motion: amplitude A_k (px) of training clips, data vs sampled", images=clips["image"])]
