@@ -3,7 +3,12 @@
 Per image, the K latent slices ``z (K, C, h, w)`` start as Gaussian noise and are denoised by DDIM
 (diffusers ``DDIMScheduler``, η = 0) with classifier-free guidance (§4.2)::
 
-    ε̂ = (1 + w)·ε(z; t, k, I_0) − w·ε(z; t, k, ∅),    w = 1.75 by default, ∅ = an all-zero image.
+    ε̂ = (1 + w)·ε(z; t, k, I_0) − w·ε(z; t, k, ∅),    ∅ = an all-zero image.
+
+The paper uses w = 1.75 and 250 steps; the defaults here (:data:`SAMPLING`, shared by `gid animate`,
+`gid render`, `gid interact`, `gid serve` and `gid demo`; gid.pipeline.sampling) are what measured best for a *single*
+sample of the trained `tiny` model (docs/motion.md): w = 1.75 put more error into one sample than
+predicting no motion at all.
 
 A U-Net trained for v-prediction (the scheduler's ``prediction_type``) is read as a noise predictor
 through ``ε = √ᾱ_t·v + √(1−ᾱ_t)·z_t``, so guidance, looping and the DDIM step below work on ε for both.
@@ -32,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from gid.pipeline.normalize import denormalize, load_scales
+from gid.pipeline.sampling import SAMPLING, check_sampling
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
 from gid.pipeline.unet import MotionUNet
 from gid.pipeline.vae import SpectralVAE, image_gradients
@@ -123,10 +129,23 @@ class MotionPipeline:
             if not (bundle / part).is_dir():
                 raise FileNotFoundError(f"{bundle}: no {part}/ in the bundle; run `gid train "
                                         f"{'vae' if part == 'vae' else 'motion'} --out {bundle}` first")
+        unet_config = MotionUNet.load_config(bundle / "unet")
+        model_size = [unet_config["sample_size"][1] * unet_config["latent_factor"],
+                      unet_config["sample_size"][0] * unet_config["latent_factor"]]
+        scales = load_scales(bundle / "freq_scales.json")
+        for what, recorded, actual in (("K (num_freqs)", info.get("num_freqs"), unet_config["num_freqs"]),
+                                       ("size", info.get("size"), model_size),
+                                       ("K of freq_scales.json", unet_config["num_freqs"], len(scales))):
+            if recorded is not None and list(np.atleast_1d(recorded)) != list(np.atleast_1d(actual)):
+                raise ValueError(f"{bundle}: {BUNDLE_FILE} or the U-Net says {what} = {recorded}, but the bundle's "
+                                 f"model has {actual}; retrain the bundle or restore its files")
+        if not (isinstance(info.get("num_frames"), int) and info["num_frames"] >= 2):
+            raise ValueError(f"{bundle}: {BUNDLE_FILE} has no valid num_frames (T = {info.get('num_frames')}); "
+                             "retrain the bundle with `gid train vae`")
         vae = SpectralVAE.from_pretrained(bundle / "vae").to(device)
         unet = MotionUNet.from_pretrained(bundle / "unet").to(device)
         scheduler = DDIMScheduler.from_pretrained(bundle / "scheduler")
-        return cls(vae, unet, scheduler, load_scales(bundle / "freq_scales.json"), info["num_frames"], info["fps"])
+        return cls(vae, unet, scheduler, scales, info["num_frames"], info["fps"])
 
     @property
     def device(self) -> torch.device:
@@ -176,9 +195,9 @@ class MotionPipeline:
         return eps.detach(), grad
 
     @torch.no_grad()
-    def __call__(self, images, num_frames: int | None = None, num_inference_steps: int = 50,
-                 guidance_scale: float = 1.75, loop: bool = False, loop_strength: float = 200.0,
-                 loop_recurrence: int = 2, amplify: float | np.ndarray = 1.0, seed: int = 0,
+    def __call__(self, images, num_frames: int | None = None, num_inference_steps: int = SAMPLING.num_inference_steps,
+                 guidance_scale: float = SAMPLING.guidance_scale, loop: bool = False, loop_strength: float = 200.0,
+                 loop_recurrence: int = 2, amplify: float | np.ndarray = 1.0, seed: int | list[int] = 0,
                  batch_size: int = 4, progress: bool = True) -> torch.Tensor:
         """Sample denormalized spectral volumes ``(B, K, 4, H', W')`` at the model's resolution.
 
@@ -186,12 +205,13 @@ class MotionPipeline:
             images: ``(B, 3, H, W)`` float in [0, 1] (tensor or array); resized to the model's size.
             num_frames: length T' of the video to be rendered; the volume is scaled by ``T'/T`` so that
                 ``spectral_to_trajectories(S, T')`` keeps the predicted amplitudes (default: T).
-            num_inference_steps: DDIM steps (paper: 250; 500 for looping).
-            guidance_scale: w of classifier-free guidance (0 = conditional model only).
+            num_inference_steps: DDIM steps (paper: 250; 500 for looping; default :data:`SAMPLING`).
+            guidance_scale: w of classifier-free guidance (0 = conditional model only; default :data:`SAMPLING`).
             loop: apply the looping self-guidance of Eq. 5.
             loop_strength: u; loop_recurrence: self-recurrence iterations per step.
             amplify: motion scale α, scalar or ``(K,)`` per band (``scale_motion``).
-            seed: image i of the call uses noise from ``seed + i``, so results do not depend on batching.
+            seed: image i of the call uses noise from ``seed + i``, so results do not depend on batching;
+                or one seed per image (e.g. from each photo's source, `gid render`).
             batch_size: images denoised together.
         """
         from diffusers import DDIMScheduler
@@ -202,8 +222,12 @@ class MotionPipeline:
             raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
         if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
             raise ValueError("images must be finite floats in [0, 1]")
-        if num_inference_steps < 1 or loop_recurrence < 1:
-            raise ValueError("num_inference_steps and loop_recurrence must be at least 1")
+        check_sampling(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps)
+        if loop_recurrence < 1:
+            raise ValueError(f"loop_recurrence must be at least 1, got {loop_recurrence}")
+        seeds = [seed + i for i in range(len(images))] if np.ndim(seed) == 0 else [int(s) for s in seed]
+        if len(seeds) != len(images):
+            raise ValueError(f"{len(seeds)} seeds for {len(images)} images")
         device, cfg = self.device, self.unet.config
         k, size = cfg.num_freqs, self.size
         cond_all = F.interpolate(images.float().to(device), size=size, mode="bilinear", antialias=True,
@@ -218,9 +242,9 @@ class MotionPipeline:
             cond = cond_all[start:start + batch_size]
             b = len(cond)
             noise = [torch.randn((k, cfg.latent_channels, *cfg.sample_size),
-                                 generator=torch.Generator().manual_seed(seed + start + i)) for i in range(b)]
+                                 generator=torch.Generator().manual_seed(seeds[start + i])) for i in range(b)]
             z = torch.cat(noise).to(device) * scheduler.init_noise_sigma
-            gen = torch.Generator().manual_seed(seed + start + 10**6)
+            gen = torch.Generator().manual_seed(seeds[start] + 10**6)
             freq = torch.arange(k, device=device).repeat(b)
             cond_k = cond.repeat_interleave(k, dim=0)
             for t in scheduler.timesteps:

@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from gid.pipeline.sampling import SAMPLING, check_sampling
+
 
 @dataclass
 class MotionSource:
@@ -67,7 +69,8 @@ def load_motion_model(model: str | Path):
     return MotionPipeline.from_bundle(model)
 
 
-def predict_motion(pipe, image: np.ndarray, steps: int = 50, guidance: float = 1.75, seed: int = 0,
+def predict_motion(pipe, image: np.ndarray, steps: int = SAMPLING.num_inference_steps,
+                   guidance: float = SAMPLING.guidance_scale, seed: int = 0,
                    callback: Callable[[int, int], None] | None = None) -> MotionSource:
     """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded MotionPipeline (§4.2: DDIM + CFG).
 
@@ -114,11 +117,12 @@ class InteractConfig:
     release: bool = False  # with force: hold it until t = 0, then let go (else: an impulse)
     renderer: str = "splat"
     max_side: int = 1024
-    steps: int = 50
-    guidance: float = 1.75
+    steps: int = SAMPLING.num_inference_steps
+    guidance: float = SAMPLING.guidance_scale
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_sampling(self.steps, self.guidance)
         if (self.model is None) == (self.spectral is None):
             raise ValueError("give exactly one of --model DIR (a trained bundle) or --spectral FILE.npy")
         if (self.force is None) == (self.pull is None):

@@ -51,6 +51,21 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
     return {**first, "num_clips": rows}
 
 
+def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | Path) -> None:
+    """ValueError naming both values when a bundle already trained in ``bundle`` has another K, T or
+    size than the clip table ``data`` (``info``: :func:`clip_table_info`); nothing when it has none yet."""
+    from gid.pipeline.motion_pipeline import BUNDLE_FILE, read_bundle_info
+
+    if not (Path(bundle) / BUNDLE_FILE).is_file():
+        return
+    have = read_bundle_info(bundle)
+    wanted = {"num_freqs": info["num_freqs"], "num_frames": info["num_frames"], "size": [info["width"], info["height"]]}
+    for key, value in wanted.items():
+        if key in have and have[key] != value:
+            raise ValueError(f"bundle {bundle} was trained with {key} = {have[key]}, the data {data} has {key} = "
+                             f"{value}; train into a new --out folder or use data with the bundle's {key}")
+
+
 def decode_batch(batch: dict[str, np.ndarray], scales: np.ndarray) -> dict[str, np.ndarray]:
     """Clip rows → ``image (N, 3, H, W)`` float32 [0, 1], ``spectral (N, K, 4, H, W)`` normalized (Eq. 4)."""
     from gid.datasets.clips import decode_image, decode_spectral
@@ -75,6 +90,7 @@ class _ClipTask(TrainingTask):
         if len(self.scales) != self.info["num_freqs"]:
             raise ValueError(f"{data}/freq_scales.json has {len(self.scales)} scales for clips with "
                              f"K = {self.info['num_freqs']}")
+        check_bundle_matches(bundle, self.info, data)
         m = spatial_multiple(self.preset)
         if self.info["height"] % m or self.info["width"] % m:
             raise ValueError(f"{data}: clips are {self.info['width']}x{self.info['height']}, but preset "

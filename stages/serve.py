@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from gid.pipeline.sampling import SAMPLING, check_sampling
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -47,11 +49,12 @@ class ServeConfig:
     max_photos: int = 16
     spectral_frames: int = 150  # T and fps of uploaded spectral volumes (they define ω_k)
     spectral_fps: float = 30.0
-    steps: int = 50
-    guidance: float = 1.75
+    steps: int = SAMPLING.num_inference_steps
+    guidance: float = SAMPLING.guidance_scale
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_sampling(self.steps, self.guidance)
         if self.model is not None and not (Path(self.model) / "bundle.json").is_file():
             raise FileNotFoundError(f"--model {self.model}: not a model bundle (no bundle.json); "
                                     "train one with `gid train vae|motion --out DIR`")
