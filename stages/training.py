@@ -190,10 +190,11 @@ class _EMA:
                     self.shadow[key].copy_(value)
 
 
-def _memory_batches(shard, batch_size: int, device, seed: int, num_workers: int):
-    """Endless shuffled batches of ``batch_size`` rows from a worker's whole shard, read once into tensors.
+def _memory_batches(shard, batch_size: int, device, seed: int, num_workers: int, shuffle: bool = True):
+    """Endless batches of ``batch_size`` rows from a worker's whole shard, read once into tensors.
 
-    Every epoch is a new permutation of the rows (the last incomplete batch is dropped, as when streaming).
+    With ``shuffle`` every epoch is a new permutation of the rows, else the shard's order (as
+    streaming with ``shuffle_buffer=0``); the last incomplete batch is dropped, as when streaming.
     """
     import torch
 
@@ -205,7 +206,7 @@ def _memory_batches(shard, batch_size: int, device, seed: int, num_workers: int)
     data = {key: torch.cat([p[key] for p in parts]).to(device) for key in parts[0]}
     generator = torch.Generator().manual_seed(seed)
     while True:
-        order = torch.randperm(rows, generator=generator)
+        order = torch.randperm(rows, generator=generator) if shuffle else torch.arange(rows)
         for start in range(0, rows - batch_size + 1, batch_size):
             pick = order[start:start + batch_size].to(device)
             yield {key: value[pick] for key, value in data.items()}
@@ -302,7 +303,8 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     def batches():
         shard = ray.train.get_dataset_shard("train")
         if loop_config["in_memory"]:
-            yield from _memory_batches(shard, cfg.batch_size, device, cfg.seed * 1000 + rank, cfg.num_workers)
+            yield from _memory_batches(shard, cfg.batch_size, device, cfg.seed * 1000 + rank, cfg.num_workers,
+                                       shuffle=cfg.shuffle_buffer > 0)
             return
         while True:
             count = 0
