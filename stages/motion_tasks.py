@@ -34,8 +34,8 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
     from gid.datasets.clips import shard_paths
 
     if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` (or gid synth + "
-                                "gid.datasets.clips.synthetic_to_clips) to make one")
+        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` or "
+                                "`gid synth DIR --clips` to make one")
     paths = shard_paths(data_dir)
     columns = ["num_frames", "fps", "num_freqs", "height", "width"]
     meta = [pq.read_table(p, columns=columns) for p in paths]
