@@ -9,7 +9,7 @@ error, the dominant-frequency hit rate, motion FD and the loop seam error.
 - Amplitude error per frequency: ``E_k = mean_p |A_k^pred(p) − A_k^gt(p)|`` px over all pixels, or
   over a mask (e.g. the pixels that move in the ground truth).
 - Frequency hit rate: the share of (moving) pixels whose bin of largest amplitude among k ≥ 1 is
-  within ±``tolerance`` bins of the truth's.
+  within ±``tolerance`` bins of the truth's (a pixel predicted not to move at all is a miss).
 - Motion FD: the Fréchet distance (gid.pipeline.metrics.frechet_distance) between Gaussians fitted
   to per-image motion descriptors, ``d_k = log(ε + mean_{p moving} A_k(p))`` for every bin k (pooled
   over the ground truth's moving pixels), of predicted and of true motion.
@@ -81,8 +81,9 @@ def frequency_hit_rate(pred_amp: np.ndarray, target_amp: np.ndarray, mask: np.nd
     if not mask.any():
         raise ValueError("frequency_hit_rate: the mask selects no pixel")
     peak_pred = np.broadcast_to(pred_amp[:, 1:].argmax(axis=1), mask.shape)
+    moves = np.broadcast_to(pred_amp[:, 1:].max(axis=1) > 0, mask.shape)  # no motion has no peak: a miss
     peak_true = target_amp[:, 1:].argmax(axis=1)
-    return float((np.abs(peak_pred - peak_true) <= tolerance)[mask].mean())
+    return float(((np.abs(peak_pred - peak_true) <= tolerance) & moves)[mask].mean())
 
 
 def motion_descriptors(amp: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -88,6 +88,7 @@ def test_frequency_hit_rate_counts_peaks_within_one_bin():
     assert frequency_hit_rate(pred, truth, mask) == pytest.approx(0.5)
     assert frequency_hit_rate(pred, truth, mask, tolerance=0) == pytest.approx(0.25)
     assert frequency_hit_rate(truth, truth, mask) == 1.0
+    assert frequency_hit_rate(np.zeros_like(truth), truth, mask) == 0.0  # no motion: no peak, no hit
 
 
 def test_motion_fd_zero_on_truth_and_growing_with_error(truth):
