@@ -33,16 +33,17 @@ def main() -> None:
     import torch
     from diffusers import UNet2DModel
 
-    from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask
+    from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     scales, train, test = load_train_test(args.train, args.test)
     scale = torch.tensor(scales, dtype=torch.float32)[None, :, None, None]
-    train_amp = amplitude(train["spectral"])  # (N, K, H, W)
+    train_amp = amplitude_px(train["spectral"], train["num_frames"])  # (N, K, H, W)
     mean_amp = train_amp.mean(axis=0, keepdims=True)
     target = (torch.from_numpy(train_amp.astype(np.float32)) / scale).sqrt()
-    truth, moving = amplitude(test["spectral"]), moving_mask(test["spectral"])
+    truth = amplitude_px(test["spectral"], test["num_frames"])
+    moving = moving_mask(truth)
     images, held_out = (torch.from_numpy(d["image"]) * 2 - 1 for d in (train, test))
     mean_error = amplitude_error(mean_amp, truth, moving).mean()
     net = UNet2DModel(sample_size=tuple(images.shape[-2:]), in_channels=3, out_channels=target.shape[1],

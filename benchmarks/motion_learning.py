@@ -1,31 +1,32 @@
-"""Does the motion model learn? `tiny` preset on synthetic plants with exact motion, on CPU.
+"""Does the motion model learn, at the defaults? `tiny` preset on synthetic plants with exact motion, on CPU.
 
-Trains VAE → U-Net stage 1 → stage 2 (frequency attention) with `gid.stages.training.fit` (Ray
-Train; by default one worker with 2 threads, the fastest layout on a 2-core machine), then on
-held-out images (another synthetic seed) compares the per-frequency amplitude error
-(gid.pipeline.motion_metrics) of sampled motion with
+Trains VAE → U-Net stage 1 → stage 2 (frequency attention) with `gid.stages.training.fit` and the
+tiny preset's recipe (what `gid train vae|motion --config tiny` uses with no flags; one Ray Train
+worker with 2 threads). Stage 1 is trained in ``--curve-points`` segments, each resuming from the
+last checkpoint, with one default sample per held-out image after each: the learning curve (error
+against training seconds) goes to MLflow (experiment ``gid-motion-learning`` in ``OUT/bundle/mlflow.db``)
+and to ``OUT/motion_learning_curve.png``.
 
-- the training-set mean: every pixel gets the mean amplitude of that pixel over the training clips;
-- the training-set mean spectrum: every pixel gets the same spectrum, the mean amplitude per
-  frequency over all pixels of all training clips (the weaker baseline, blind to where things move);
-- zero motion;
+Then, on held-out images (another synthetic seed), every figure is in pixels
+(gid.pipeline.motion_metrics.amplitude_px) and for ONE sample per image at the default sampling
+settings (gid.pipeline.sampling), averaged over ``--samples`` seeds: the moving-pixel amplitude
+error summed over k, its ratio to the per-pixel training mean and to zero motion, the frequency hit
+rate (strongest bin k ≥ 1 within ±1 of the truth's) and motion FD, against
+
+- zero motion; the per-pixel training-set mean amplitude; the training-set mean spectrum (one
+  spectrum for every pixel);
 - the same architecture untrained (random U-Net on the trained VAE);
-- two oracles that sample the true motion of the same held-out scenes (``generate_video``):
+- stage 1 (frequency attention off) vs stage 2 (on), the paper's guidance w = 1.75, and looping
+  guidance (its seam error and its amplitude cost on the same seed);
+- oracles that sample the true motion of the same held-out scenes (``generate_video``):
   ``unseen_seed=j`` redraws everything frame 0 does not show (what a perfect image-conditioned
-  model would sample; also passed through the trained VAE, to show what the VAE alone costs),
-  ``phase_seed=j`` only the phases (it also knows the hidden parameters);
+  model would sample; also through the trained VAE), ``phase_seed=j`` only the phases.
 
-and, on the same seeds, frequency attention on vs off, guidance w = 0 vs the paper's 1.75, and
-looping guidance on vs off (seam error). Errors are given for one sample per image and for the
-amplitude averaged over ``--samples`` samples per image: the sampler's estimate of the expected
-amplitude, comparable with the training-set mean, which is such an estimate too. One sample also
-carries the spread of the motion distribution: where the image leaves the frequency open, even the
-oracle's single samples are barely better than the mean. The k ≥ 1 column leaves out k = 0, which is
-≈ T·(mean − s(0)), i.e. set by where in its cycle each plant is at frame 0: no model can know it
-(the oracles are no better than the mean there), and its error is 5× that of the other bins, so it
-dominates the mean over k. Prints a table and writes ``OUT/motion_learning.json`` and ``OUT/motion_learning.png``.
+It also prints the training cost per step (worker CPU seconds) and, with ``--paper-cost``, one
+training step and one DDIM step of the `paper` preset on this CPU. Writes ``OUT/motion_learning.json``
+and the two plots.
 
-    python benchmarks/motion_learning.py --out /tmp/motion_learning
+    python benchmarks/motion_learning.py --out /tmp/motion_learning --paper-cost
 """
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
     table = pa.concat_tables([pq.read_table(p) for p in shard_paths(data)])
     out = decode_batch(table, scales)
     out["spectral"] = denormalize(out["spectral"], scales)
+    out["num_frames"] = int(table.column("num_frames")[0].as_py())
     return out
 
 
@@ -146,28 +148,88 @@ def per_image_summary(amp: np.ndarray, gt: np.ndarray, mask: np.ndarray,
             "amount_correlation": float(np.corrcoef(truth, predicted)[0, 1])}
 
 
+def step_cost(result, steps: int) -> dict[str, float]:
+    """Wall and worker-CPU seconds of a :func:`gid.stages.training.fit` run of ``steps`` steps, per step."""
+    cpu = result.metrics.get("worker_cpu_s")
+    return {"worker_cpu_s_per_step": cpu / steps if cpu else float("nan")}
+
+
+def paper_preset_cost(threads: int) -> dict[str, float]:
+    """One training step of the `paper` VAE and U-Net (1 clip × 4 slices, 256×160, K = 16) and one
+    DDIM step of sampling one image (K slices, w = 0), in CPU and wall seconds: what a GPU user scales from."""
+    import torch
+
+    from gid.pipeline.motion_presets import get_preset
+    from gid.pipeline.unet import MotionUNet
+    from gid.pipeline.vae import SpectralVAE, vae_loss
+
+    torch.set_num_threads(threads)
+    preset = get_preset("paper")
+    width, height = preset.size
+    vae = SpectralVAE(**preset.vae)
+    f = vae.latent_factor
+    unet = MotionUNet(sample_size=(height // f, width // f), latent_factor=f, num_freqs=16, freq_attention=False,
+                      **preset.unet)
+    x, image = torch.randn(4, 4, height, width), torch.rand(4, 3, height, width) * 2 - 1
+    costs = {}
+
+    def timed(name, fn):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        costs[f"{name}_wall_s"], costs[f"{name}_cpu_s"] = time.perf_counter() - wall, time.process_time() - cpu
+
+    def vae_step():
+        recon, posterior = vae(x)
+        vae_loss(recon, posterior, x, moving_weight=30.0)[0].backward()
+
+    def unet_step():
+        z = torch.randn(4, vae.config.latent_channels, height // f, width // f)
+        ((unet(z, torch.randint(0, 1000, (4,)), torch.arange(4), image) - z) ** 2).mean().backward()
+
+    def sample_step():
+        with torch.no_grad():
+            z = torch.randn(16, vae.config.latent_channels, height // f, width // f)
+            unet(z, torch.full((16,), 500), torch.arange(16), image[:1].expand(16, -1, -1, -1))
+
+    timed("vae_train_step", vae_step)
+    timed("unet_train_step", unet_step)
+    timed("ddim_step_one_image", sample_step)
+    costs["parameters_vae_M"] = sum(p.numel() for p in vae.parameters()) / 1e6
+    costs["parameters_unet_M"] = sum(p.numel() for p in unet.parameters()) / 1e6
+    return costs
+
+
 def main() -> None:
+    from gid.pipeline.sampling import SAMPLING
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("/tmp/motion_learning"))
     parser.add_argument("--train-videos", type=int, default=96)
     parser.add_argument("--test-videos", type=int, default=16)
     parser.add_argument("--size", default="64x48")
     parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--vae-steps", type=int, default=2400)
-    parser.add_argument("--unet-steps", type=int, default=1500)
-    parser.add_argument("--stage2-steps", type=int, default=100)
+    parser.add_argument("--vae-steps", type=int, default=None, help="default: the tiny preset's recipe")
+    parser.add_argument("--unet-steps", type=int, default=None, help="default: the tiny preset's recipe")
+    parser.add_argument("--stage2-steps", type=int, default=None, help="default: the tiny preset's recipe")
+    parser.add_argument("--curve-points", type=int, default=3,
+                        help="evaluate the U-Net this many times during stage 1 (learning curve)")
     parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--threads-per-worker", type=int, default=2, help="torch threads of each Ray Train worker")
-    parser.add_argument("--sample-steps", type=int, default=25)
-    parser.add_argument("--samples", type=int, default=8, help="samples per image for the averaged-amplitude columns")
+    parser.add_argument("--threads-per-worker", type=int, default=None, help="default: the tiny preset's recipe")
+    parser.add_argument("--sample-steps", type=int, default=SAMPLING.num_inference_steps)
+    parser.add_argument("--guidance", type=float, default=SAMPLING.guidance_scale)
+    parser.add_argument("--samples", type=int, default=4, help="samples (seeds) per image")
     parser.add_argument("--loop-strength", type=float, default=200.0)
+    parser.add_argument("--paper-cost", action="store_true", help="also time one step of the paper preset on CPU")
     args = parser.parse_args()
 
+    import mlflow
     import ray
     import torch
 
-    from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
     from gid.pipeline import GIDPipeline
+    from gid.pipeline.motion_metrics import (amplitude_error, amplitude_px, frequency_hit_rate, motion_fd,
+                                             moving_mask, seam_error)
+    from gid.pipeline.motion_presets import get_preset, train_recipe
     from gid.pipeline.normalize import load_scales
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_spectra
@@ -180,95 +242,158 @@ def main() -> None:
     test = make_data(out, "test", args.test_videos, TEST_SEED, args.size, args.frames)
     bundle = out / "bundle"
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    preset = get_preset("tiny")
+
+    def config(task: str, steps: int | None, **extra) -> TrainConfig:
+        recipe = train_recipe(preset, task, max_steps=steps, threads_per_worker=args.threads_per_worker)
+        return TrainConfig(num_workers=args.num_workers, **{**recipe, **extra})
+
     start, timing = time.perf_counter(), {}
-    for label, make_task, cfg in (
-        ("vae", lambda: VAETask(train, bundle), TrainConfig(max_steps=args.vae_steps, batch_size=4, learning_rate=2e-3,
-                                                    checkpoint_every=400, num_workers=args.num_workers,
-                                                    threads_per_worker=args.threads_per_worker)),
-        ("unet", lambda: MotionTask(train, bundle), TrainConfig(max_steps=args.unet_steps, batch_size=4, learning_rate=1e-3,
-                                                        ema_decay=0.995, checkpoint_every=500,
-                                                        num_workers=args.num_workers,
-                                                        threads_per_worker=args.threads_per_worker)),
-    ):
-        tic = time.perf_counter()
-        result = fit(make_task(), cfg, bundle)
-        timing[label] = {"wall_s": time.perf_counter() - tic, "worker_cpu_s": result.metrics.get("worker_cpu_s")}
-        print(f"{label}: {timing[label]}", flush=True)
-    stage1 = GIDPipeline.from_pretrained(bundle)
-    untrained_state = MotionTask(train, bundle).build_model().state_dict()
+    vae_cfg = config("vae", args.vae_steps)
     tic = time.perf_counter()
-    result = fit(MotionTask(train, bundle, stage=2),
-                 TrainConfig(max_steps=args.stage2_steps, batch_size=2, learning_rate=5e-4, ema_decay=0.99,
-                             checkpoint_every=50, num_workers=args.num_workers,
-                             threads_per_worker=args.threads_per_worker), bundle)
-    timing["stage2"] = {"wall_s": time.perf_counter() - tic, "worker_cpu_s": result.metrics.get("worker_cpu_s")}
-    print(f"stage2: {timing['stage2']}", flush=True)
-    stage2 = GIDPipeline.from_pretrained(bundle)
+    result = fit(VAETask(train, bundle), vae_cfg, bundle)
+    timing["vae"] = {"steps": vae_cfg.max_steps, "wall_s": time.perf_counter() - tic, **step_cost(result, vae_cfg.max_steps)}
+    print(f"vae: {timing['vae']}", flush=True)
 
     scales = load_scales(bundle / "freq_scales.json")
     held_out, training = load_clips(test, scales), load_clips(train, scales)
-    gt = amplitude(held_out["spectral"])
-    mask = moving_mask(held_out["spectral"])
+    frames = held_out["num_frames"]
+    gt = amplitude_px(held_out["spectral"], frames)
+    mask = moving_mask(gt)
     images = torch.from_numpy(held_out["image"])
     sample = dict(num_inference_steps=args.sample_steps, progress=False)
     seeds = [1000 * i for i in range(args.samples)]
+    training_amp = amplitude_px(training["spectral"], frames)  # (N, K, H, W)
+    mean_amp = training_amp.mean(axis=0, keepdims=True)
+    mean_spectrum = np.broadcast_to(training_amp.mean(axis=(0, 2, 3))[None, :, None, None], mean_amp.shape)
+    baselines = {"per-pixel training mean": mean_amp, "training-set mean spectrum": mean_spectrum}
+
+    # U-Net stage 1 in segments: each resumes from the last checkpoint; one default sample per image after each.
+    unet_cfg = config("motion", args.unet_steps)
+    points = sorted({int(round(unet_cfg.max_steps * (i + 1) / args.curve_points)) for i in range(args.curve_points)})
+    mlflow.set_tracking_uri(f"sqlite:///{bundle / 'mlflow.db'}")
+    mlflow.set_experiment("gid-motion-learning")
+    curve, unet_wall, unet_cpu = [], 0.0, 0.0
+    with mlflow.start_run(run_name="learning curve") as run:
+        mlflow.log_params({"vae_steps": vae_cfg.max_steps, "unet_steps": unet_cfg.max_steps, "guidance": args.guidance,
+                           "sample_steps": args.sample_steps, "size": args.size, "frames": frames})
+        for steps in points:
+            tic = time.perf_counter()
+            result = fit(MotionTask(train, bundle), TrainConfig(**{**unet_cfg.__dict__, "max_steps": steps}), bundle)
+            unet_wall += time.perf_counter() - tic
+            unet_cpu += result.metrics.get("worker_cpu_s") or 0.0
+            with torch.no_grad():
+                amp = amplitude_px(GIDPipeline.from_pretrained(bundle)(images, guidance_scale=args.guidance, seed=0,
+                                                                      **sample).numpy(), frames)
+            error = float(amplitude_error(amp, gt, mask).sum())
+            point = {"unet_steps": steps, "train_s": timing["vae"]["wall_s"] + unet_wall, "moving_px_error_sum": error,
+                     "hit_rate": frequency_hit_rate(amp, gt, mask)}
+            curve.append(point)
+            mlflow.log_metrics({k: v for k, v in point.items() if k != "unet_steps"}, step=steps)
+            print(f"learning curve: {point}", flush=True)
+        learning_run = run.info.run_id
+    timing["unet"] = {"steps": unet_cfg.max_steps, "wall_s": unet_wall,
+                      "worker_cpu_s_per_step": unet_cpu / unet_cfg.max_steps}
+    stage1 = GIDPipeline.from_pretrained(bundle)
+    untrained_state = MotionTask(train, bundle).build_model().state_dict()
+    stage2_cfg = config("motion_stage2", args.stage2_steps)
+    tic = time.perf_counter()
+    result = fit(MotionTask(train, bundle, stage=2), stage2_cfg, bundle)
+    timing["stage2"] = {"steps": stage2_cfg.max_steps, "wall_s": time.perf_counter() - tic,
+                        **step_cost(result, stage2_cfg.max_steps)}
+    print(f"stage2: {timing['stage2']}", flush=True)
+    stage2 = GIDPipeline.from_pretrained(bundle)
+
+    default = dict(guidance_scale=args.guidance, **sample)
     tic = time.perf_counter()
     with torch.no_grad():
-        spectra = {  # name → one volume per seed (seam error and the single-sample columns use the first)
-            "stage 1 (freq. attention off), w = 0": [stage1(images, guidance_scale=0.0, seed=0, **sample).numpy()],
-            "stage 2 (freq. attention on), w = 0": [stage2(images, guidance_scale=0.0, seed=s, **sample).numpy() for s in seeds],
-            "stage 2, w = 1.75 (paper)": [stage2(images, guidance_scale=1.75, seed=0, **sample).numpy()],
-            "stage 2, w = 0, looping guidance": [stage2(images, guidance_scale=0.0, loop=True,
-                                                        loop_strength=args.loop_strength, seed=0, **sample).numpy()],
+        spectra = {  # name → one volume per seed (seam error uses the first)
+            "stage 1 (frequency attention off)": [stage1(images, seed=s, **default).numpy() for s in seeds],
+            "stage 2 (frequency attention on)": [stage2(images, seed=s, **default).numpy() for s in seeds],
+            "stage 2, w = 1.75 (paper)": [stage2(images, seed=0, **{**default, "guidance_scale": 1.75}).numpy()],
+            "stage 2, looping guidance": [stage2(images, loop=True, loop_strength=args.loop_strength, seed=0,
+                                                 **default).numpy()],
         }
         stage1.unet.load_state_dict(untrained_state)
-        spectra["untrained U-Net, w = 0"] = [stage1(images, guidance_scale=0.0, seed=s, **sample).numpy() for s in seeds]
+        spectra["untrained U-Net (trained VAE)"] = [stage1(images, seed=s, **default).numpy() for s in seeds]
     timing["sampling_s"] = time.perf_counter() - tic
     timing["total_s"] = time.perf_counter() - start
     spectra["oracle: unseen parameters redrawn"] = [redrawn(args, unseen_seed=j + 1) for j in range(args.samples)]
-    spectra["oracle: unseen parameters redrawn, through the VAE"] = [
+    spectra["oracle: unseen redrawn, through the VAE"] = [
         through_vae(stage2.vae, volume, scales) for volume in spectra["oracle: unseen parameters redrawn"]]
     spectra["oracle: phases redrawn"] = [redrawn(args, phase_seed=j + 1) for j in range(args.samples)]
-    training_amp = amplitude(training["spectral"])  # (N, K, H, W)
-    mean_amp = training_amp.mean(axis=0, keepdims=True)
-    mean_spectrum = np.broadcast_to(training_amp.mean(axis=(0, 2, 3))[None, :, None, None], mean_amp.shape)
-    baselines = {"training-set mean": mean_amp, "training-set mean spectrum, every pixel": mean_spectrum}
     amps = {**{name: [baseline] for name, baseline in baselines.items()}, "zero motion": [np.zeros_like(gt[:1])]}
-    amps.update({name: [amplitude(v) for v in volumes] for name, volumes in spectra.items()})
-    report = {"timing": timing, "args": {k: str(v) for k, v in vars(args).items()}, "errors": {}}
+    amps.update({name: [amplitude_px(v, frames) for v in volumes] for name, volumes in spectra.items()})
+
+    report = {"timing": timing, "learning_curve": curve, "args": {k: str(v) for k, v in vars(args).items()},
+              "rows": {}, "mlflow_run": learning_run}
+    zero_error = float(amplitude_error(amps["zero motion"][0], gt, mask).sum())
+    mean_error = float(amplitude_error(mean_amp, gt, mask).sum())
     n = args.samples
-    print(f"\n{'prediction':50s} {'all px':>7s} {'moving':>7s} {'moving, mean of ' + str(n):>17s} "
-          f"{'same, k ≥ 1':>12s} {'seam':>6s}")
+    print(f"\nheld-out moving pixels ({mask.mean():.0%} of all), amplitude error in px summed over k = 0..{gt.shape[1] - 1}; "
+          f"one sample per image at the defaults (w = {args.guidance}, {args.sample_steps} DDIM steps), mean over "
+          f"{n} seeds; hit = strongest bin (k ≥ 1) within ±1 of the truth's; FD = motion FD")
+    print(f"{'prediction':42s} {'1 sample':>9s} {'/ mean':>7s} {'/ zero':>7s} {'hit':>6s} {'FD':>7s} "
+          f"{'mean of ' + str(n):>10s} {'seam':>6s}")
     for name, amp in amps.items():
-        all_px, moving = amplitude_error(amp[0], gt), amplitude_error(amp[0], gt, mask)
-        averaged_amp = np.mean(amp, axis=0)
-        averaged = amplitude_error(averaged_amp, gt, mask)
-        seam = float(np.median(seam_error(spectra[name][0], args.frames))) if name in spectra else float("nan")
-        report["errors"][name] = {"all": all_px.tolist(), "moving": moving.tolist(), "moving_averaged": averaged.tolist(),
-                                  "samples": len(amp), "seam_median": seam}
+        single = [float(amplitude_error(a, gt, mask).sum()) for a in amp]
+        hits = [frequency_hit_rate(a, gt, mask) for a in amp]
+        fds = [motion_fd(a, gt, mask) for a in amp]
+        averaged = float(amplitude_error(np.mean(amp, axis=0), gt, mask).sum())
+        seam = float(np.median(seam_error(spectra[name][0], frames))) if name in spectra else float("nan")
+        row = {"single": float(np.mean(single)), "single_per_seed": single, "hit_rate": float(np.mean(hits)),
+               "motion_fd": float(np.mean(fds)), "averaged": averaged, "samples": len(amp), "seam_median": seam,
+               "per_frequency_single": amplitude_error(amp[0], gt, mask).tolist()}
         if len(amp) > 1:
-            report["errors"][name].update(per_image_summary(averaged_amp, gt, mask, baselines))
-        averaged_text = f"{averaged.mean():17.3f} {averaged[1:].mean():12.3f}" if len(amp) > 1 else f"{'':17s} {'':12s}"
-        print(f"{name:50s} {all_px.mean():7.3f} {moving.mean():7.3f} {averaged_text} {seam:6.2f}")
-    print(f"{'ground truth':50s} {'':7s} {'':7s} {'':17s} {'':12s} "
-          f"{float(np.median(seam_error(held_out['spectral'], args.frames))):6.2f}")
-    print(f"\nimage by image, amplitude averaged over {n} samples: held-out images (of {len(gt)}) beating the "
-          f"per-pixel mean / the mean spectrum (moving px, all k; k ≥ 1), and the whole-image amount of motion against the truth's")
-    for name, summary in report["errors"].items():
-        if summary["samples"] > 1:
-            wins = [f"{all_k:2d}; {k_1:2d}" for all_k, k_1 in summary["images_beating"].values()]
-            print(f"  {name:50s} {' / '.join(wins)}   amount: log-log slope {summary['amount_slope']:.2f}, "
-                  f"correlation {summary['amount_correlation']:.2f}")
-    print(f"\ntiming: {json.dumps({k: v for k, v in timing.items()}, default=str)}")
+            row.update(per_image_summary(np.mean(amp, axis=0), gt, mask, baselines))
+        report["rows"][name] = row
+        print(f"{name:42s} {row['single']:9.3f} {row['single'] / mean_error:7.2f} {row['single'] / zero_error:7.2f} "
+              f"{row['hit_rate']:6.1%} {row['motion_fd']:7.3f} {averaged if len(amp) > 1 else float('nan'):10.3f} "
+              f"{seam:6.2f}")
+    print(f"{'ground truth':42s} {'':9s} {'':7s} {'':7s} {'':6s} {'':7s} {'':10s} "
+          f"{float(np.median(seam_error(held_out['spectral'], frames))):6.2f}")
+    loop_cost = report["rows"]["stage 2, looping guidance"]["single"] - report["rows"]["stage 2 (frequency attention on)"]["single_per_seed"][0]
+    print(f"looping guidance: seam {report['rows']['stage 2 (frequency attention on)']['seam_median']:.2f} → "
+          f"{report['rows']['stage 2, looping guidance']['seam_median']:.2f}, amplitude cost {loop_cost:+.3f} px (same seed)")
+    print(f"\ntraining cost (2 threads): VAE {timing['vae']['wall_s']:.0f} s for {timing['vae']['steps']} steps "
+          f"({timing['vae']['worker_cpu_s_per_step'] * 1000:.0f} ms worker CPU per step), U-Net stage 1 "
+          f"{timing['unet']['wall_s']:.0f} s for {timing['unet']['steps']} ({timing['unet']['worker_cpu_s_per_step'] * 1000:.0f} "
+          f"ms), stage 2 {timing['stage2']['wall_s']:.0f} s for {timing['stage2']['steps']}; VAE + U-Net "
+          f"{timing['vae']['wall_s'] + timing['unet']['wall_s']:.0f} s; sampling {timing['sampling_s']:.0f} s")
+    if args.paper_cost:
+        timing["paper_preset"] = paper_preset_cost(args.threads_per_worker or 2)
+        print(f"paper preset on this CPU: {json.dumps({k: round(v, 2) for k, v in timing['paper_preset'].items()})}")
     (out / "motion_learning.json").write_text(json.dumps(report, indent=1))
-    hz = frequencies_hz(gt.shape[1], args.frames, 30.0)
-    baseline = np.array(report["errors"]["training-set mean"]["moving_averaged"])
-    curves = {name: np.array(report["errors"][name]["moving_averaged"]) / baseline for name in
-              ("training-set mean spectrum, every pixel", "zero motion", "untrained U-Net, w = 0", "stage 2 (freq. attention on), w = 0",
-               "oracle: unseen parameters redrawn, through the VAE", "oracle: unseen parameters redrawn")}
-    plot_spectra(out / "motion_learning.png", curves, hz, f"held-out moving pixels, amplitude averaged over {n} samples",
-                 ylabel="error / training-set mean's error", log_y=False)
-    print(f"\nwrote {out / 'motion_learning.json'} and {out / 'motion_learning.png'}")
+    hz = frequencies_hz(gt.shape[1], frames, 30.0)
+    baseline = np.array(report["rows"]["per-pixel training mean"]["per_frequency_single"])
+    curves = {name: np.array(report["rows"][name]["per_frequency_single"]) / baseline for name in
+              ("training-set mean spectrum", "zero motion", "untrained U-Net (trained VAE)",
+               "stage 2 (frequency attention on)", "oracle: unseen parameters redrawn")}
+    plot_spectra(out / "motion_learning.png", curves, hz, "held-out moving pixels, one sample",
+                 ylabel="error / per-pixel training mean's error", log_y=False)
+    plot_learning_curve(out / "motion_learning_curve.png", curve, mean_error, zero_error)
+    print(f"\nwrote {out / 'motion_learning.json'}, {out / 'motion_learning.png'}, {out / 'motion_learning_curve.png'}; "
+          f"MLflow run {learning_run} in {bundle / 'mlflow.db'}")
+
+
+def plot_learning_curve(path: Path, curve: list[dict], mean_error: float, zero_error: float) -> Path:
+    """Moving-pixel error of one default sample against training seconds, with the two baselines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
+    ax.plot([p["train_s"] for p in curve], [p["moving_px_error_sum"] for p in curve], "o-", label="model, 1 sample")
+    ax.axhline(mean_error, color="gray", ls="--", label="per-pixel training mean")
+    ax.axhline(zero_error, color="black", ls=":", label="zero motion")
+    ax.set_xlabel("training seconds (VAE + U-Net stage 1)")
+    ax.set_ylabel("moving-pixel error, px (sum over k)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Trains the `tiny` SpectralVAE on random frequency slices of a clip table (as VAETask does: 4 clips
 × 4 slices per step, AdamW, gradient clipping 1.0, no EMA) and every ``--eval-every`` steps
-decodes the posterior mode of held-out clips and prints, on the moving pixels (ground-truth
-amplitude ``|S_k| > 0.05`` px), the mean amplitude of the truth and of the reconstruction and their
+decodes the posterior mode of held-out clips and prints, on the moving pixels (per bin, ground-truth
+amplitude A_k > 0.01 px, gid.pipeline.motion_metrics.amplitude_px), the mean amplitude of the truth and of the reconstruction and their
 mean absolute difference, and the mean reconstructed amplitude on static pixels.
 
 ``--moving-weight w`` is ``vae_loss(..., moving_weight=w)``: the L1 term weighted towards moving
@@ -33,6 +33,7 @@ def main() -> None:
 
     import torch
 
+    from gid.pipeline.motion_metrics import amplitude_px
     from gid.pipeline.motion_presets import get_preset
     from gid.pipeline.normalize import denormalize, normalize
     from gid.pipeline.vae import SpectralVAE, vae_loss
@@ -44,8 +45,9 @@ def main() -> None:
     train = torch.from_numpy(normalize(train_clips["spectral"], scales).astype(np.float32))
     truth = test_clips["spectral"][:args.eval_clips]
     held_out = torch.from_numpy(normalize(truth, scales).astype(np.float32))
-    amp_true = np.linalg.norm(truth, axis=2)
-    moving = amp_true > 0.05
+    num_frames = test_clips["num_frames"]
+    amp_true = amplitude_px(truth, num_frames)
+    moving = amp_true > 0.01
     vae = SpectralVAE(**get_preset("tiny").vae)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=args.lr)
     print(f"moving pixels: {moving.mean():.1%}; mean true amplitude there {amp_true[moving].mean():.3f} px")
@@ -63,7 +65,7 @@ def main() -> None:
             with torch.no_grad():
                 rec = vae.eval()(held_out.flatten(0, 1), sample_posterior=False)[0].reshape(held_out.shape)
             vae.train()
-            amp = np.linalg.norm(denormalize(rec.numpy(), scales), axis=2)
+            amp = amplitude_px(denormalize(rec.numpy(), scales), num_frames)
             print(f"{step:5d} {time.perf_counter() - tic:7.0f} {float(loss.detach()):7.4f} "
                   f"{np.abs(amp - amp_true)[moving].mean():13.3f} {amp[moving].mean():13.3f} {amp[~moving].mean():13.3f}",
                   flush=True)

@@ -20,10 +20,8 @@ Distribution metrics on features of a pretrained net (see gid.pipeline.feature_n
 Motion metrics (the project's own; trajectories ``(T, 2, H, W)`` px, spectral volumes
 ``(K, 4, H, W)``, conventions of gid.pipeline.spectral):
 
-- per-frequency amplitude error: the oscillation amplitude of bin k at pixel p,
-  ``a_k(p) = (w_k / T)·sqrt(|S_k,x(p)|² + |S_k,y(p)|²)`` px (``w_0 = 1``, ``w_k = 2``: a sinusoid
-  ``A·cos(2πkt/T + φ)`` has ``a_k = A``), compared pixel by pixel; invariant to the phase of every
-  pixel's oscillation, which a single image does not determine;
+- per-frequency amplitude error in px: gid.pipeline.motion_metrics (``amplitude_px``,
+  ``amplitude_error``, the one definition of the project);
 - loop seam error: ``mean_p ‖F_{T−1}(p) − F_0(p)‖₂`` px, the first term of the looping guidance
   loss of §6 Eq. 5 (0 when the last frame returns exactly to the first);
 - motion magnitude distribution distance: 1-D Wasserstein distance between the per-pixel mean
@@ -157,57 +155,6 @@ def sliding_window_frechet(real: Sequence[np.ndarray], fake: Sequence[np.ndarray
         for s in starts
     ])
     return starts, values
-
-
-def oscillation_amplitude(spectral: np.ndarray, num_frames: int) -> np.ndarray:
-    """``(..., K, 4, H, W)`` → ``(..., K, H, W)`` amplitude in px of each frequency's oscillation.
-
-    ``a_k = (w_k/T)·sqrt(Re²Sx + Im²Sx + Re²Sy + Im²Sy)``, ``w_0 = 1``, ``w_k = 2`` (k ≥ 1, below
-    Nyquist): the displacement ``A·cos(2πkt/T + φ)`` along a unit direction has ``a_k = A``.
-    """
-    spectral = np.asarray(spectral, dtype=np.float64)
-    if spectral.ndim < 4 or spectral.shape[-3] != 4:
-        raise ValueError(f"spectral volume must be (..., K, 4, H, W), got {spectral.shape}")
-    num_freqs = spectral.shape[-4]
-    weight = np.full(num_freqs, 2.0)
-    weight[0] = 1.0
-    if num_frames % 2 == 0 and num_freqs > num_frames // 2:
-        weight[num_frames // 2] = 1.0
-    norm = np.sqrt((spectral ** 2).sum(axis=-3))
-    return norm * (weight / num_frames)[:, None, None]
-
-
-def amplitude_error(pred: np.ndarray, truth: np.ndarray, num_frames: int,
-                    mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Phase-invariant per-frequency amplitude error of predicted motion against the truth.
-
-    Args:
-        pred, truth: spectral volumes ``(K, 4, H, W)`` (or batches ``(B, K, 4, H, W)``) of the same
-            image, from trajectories of ``num_frames`` frames.
-        mask: optional ``(H, W)`` / ``(B, H, W)`` bool, the pixels to compare (default all).
-
-    Returns:
-        ``abs`` ``(K,)``: mean ``|a_k^pred − a_k^true|`` px; ``rel`` ``(K,)``: that divided by the mean
-        true amplitude (NaN where the truth has no motion at k); ``pred_amp``, ``true_amp`` ``(K,)``:
-        mean amplitudes, for the spectra plot.
-    """
-    pred = np.asarray(pred)
-    truth = np.asarray(truth)
-    if pred.shape != truth.shape:
-        raise ValueError(f"predicted spectral volume {pred.shape} and ground truth {truth.shape} differ in shape")
-    a_pred = oscillation_amplitude(pred, num_frames)
-    a_true = oscillation_amplitude(truth, num_frames)
-    a_pred, a_true = np.moveaxis(a_pred, -3, 0), np.moveaxis(a_true, -3, 0)  # (K, ..., H, W)
-    if mask is None:
-        mask = np.ones(a_true.shape[1:], bool)
-    mask = np.broadcast_to(np.asarray(mask, bool), a_true.shape[1:])
-    if not mask.any():
-        raise ValueError("amplitude_error: the mask selects no pixel")
-    err = np.abs(a_pred - a_true)[:, mask].mean(axis=1)
-    true_amp = a_true[:, mask].mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(true_amp > 0, err / true_amp, np.nan)
-    return {"abs": err, "rel": rel, "pred_amp": a_pred[:, mask].mean(axis=1), "true_amp": true_amp}
 
 
 def loop_seam_error(trajectories: np.ndarray) -> float:

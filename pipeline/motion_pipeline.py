@@ -3,7 +3,12 @@
 Per image, the K latent slices ``z (K, C, h, w)`` start as Gaussian noise and are denoised by DDIM
 (diffusers ``DDIMScheduler``, η = 0) with classifier-free guidance (§4.2)::
 
-    ε̂ = (1 + w)·ε(z; t, k, I_0) − w·ε(z; t, k, ∅),    w = 1.75 by default, ∅ = an all-zero image.
+    ε̂ = (1 + w)·ε(z; t, k, I_0) − w·ε(z; t, k, ∅),    ∅ = an all-zero image.
+
+The paper uses w = 1.75 and 250 steps; the defaults here (:data:`SAMPLING`, shared by `gid animate`,
+`gid render`, `gid interact`, `gid serve` and `gid demo`; gid.pipeline.sampling) are what measured best for a *single*
+sample of the trained `tiny` model (docs/motion.md): w = 1.75 put more error into one sample than
+predicting no motion at all.
 
 A U-Net trained for v-prediction (the scheduler's ``prediction_type``) is read as a noise predictor
 through ``ε = √ᾱ_t·v + √(1−ᾱ_t)·z_t``, so guidance, looping and the DDIM step below work on ε for both.
@@ -37,6 +42,7 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 
 from gid.pipeline.normalize import denormalize, load_scales
 from gid.pipeline.renderer import FrameRenderer
+from gid.pipeline.sampling import SAMPLING, check_sampling
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
 from gid.pipeline.unet import MotionUNet
 from gid.pipeline.vae import SpectralVAE, image_gradients
@@ -255,8 +261,8 @@ class GIDPipeline(DiffusionPipeline):
         return [images]
 
     @torch.no_grad()
-    def __call__(self, images, num_frames: int | None = None, num_inference_steps: int = 50,
-                 guidance_scale: float = 1.75, loop: bool = False, loop_strength: float = 200.0,
+    def __call__(self, images, num_frames: int | None = None, num_inference_steps: int = SAMPLING.num_inference_steps,
+                 guidance_scale: float = SAMPLING.guidance_scale, loop: bool = False, loop_strength: float = 200.0,
                  loop_recurrence: int = 2, amplify: float | np.ndarray = 1.0, seed: int | list[int] = 0,
                  generator: torch.Generator | list[torch.Generator] | None = None, batch_size: int = 4,
                  progress: bool = True, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
@@ -267,23 +273,25 @@ class GIDPipeline(DiffusionPipeline):
                 array or a list); resized to the model's size.
             num_frames: length T' of the video to be rendered; the volume is scaled by ``T'/T`` so that
                 ``spectral_to_trajectories(S, T')`` keeps the predicted amplitudes (default: T).
-            num_inference_steps: DDIM steps (paper: 250; 500 for looping).
-            guidance_scale: w of classifier-free guidance (0 = conditional model only).
+            num_inference_steps: DDIM steps (paper: 250; 500 for looping; default :data:`SAMPLING`).
+            guidance_scale: w of classifier-free guidance (0 = conditional model only; default :data:`SAMPLING`).
             loop: apply the looping self-guidance of Eq. 5.
             loop_strength: u; loop_recurrence: self-recurrence iterations per step.
             amplify: motion scale α, scalar or ``(K,)`` per band (``scale_motion``).
-            seed: an int (image i of the call uses noise from ``seed + i``) or one seed per image, so a
-                photo's motion depends neither on batching nor on its neighbours.
+            seed: an int (image i of the call uses noise from ``seed + i``) or one seed per image (e.g. from
+                each photo's source, `gid render`), so a photo's motion depends neither on batching nor on
+                its neighbours.
             generator: instead of ``seed``, one ``torch.Generator`` per image (diffusers' convention).
             batch_size: images denoised together.
             callback: ``callback(step, total)`` after every denoising step.
         """
         from tqdm import tqdm
 
+        check_sampling(num_inference_steps, guidance_scale, self.scheduler.config.num_train_timesteps)
+        if loop_recurrence < 1:
+            raise ValueError(f"loop_recurrence must be at least 1, got {loop_recurrence}")
         images = torch.cat([F.interpolate(im.float(), size=self.size, mode="bilinear", antialias=True,
                                           align_corners=False) for im in self._as_batch(images)]).clamp(0, 1)
-        if num_inference_steps < 1 or loop_recurrence < 1:
-            raise ValueError("num_inference_steps and loop_recurrence must be at least 1")
         if generator is None:
             seeds = [seed + i for i in range(len(images))] if np.ndim(seed) == 0 else [int(s) for s in seed]
             generator = [torch.Generator().manual_seed(s) for s in seeds]

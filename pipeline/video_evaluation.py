@@ -113,8 +113,8 @@ class VideoEvaluator:
     nets given (``feat_inception`` ``(T', 2048)``, ``feat_i3d16`` / ``feat_i3d32`` / ``feat_dt16`` /
     ``feat_dt32`` ``(n_windows, D)``, ``T' = ceil(T / frame_stride)``); the motion statistics from the
     video's optical flow (``magnitude`` ``(H, W)`` = W(p), ``seam_px``, ``frame_seam``); and with a
-    ground truth, ``amp_abs`` / ``amp_rel`` / ``amp_pred`` / ``amp_true`` ``(K,)`` or ``problem`` (why
-    not). For a fake video a ``{stem}.npy`` spectral volume beside it replaces the flow in the
+    ground truth, ``amp_abs`` / ``amp_rel`` / ``amp_pred`` / ``amp_true`` ``(K,)`` and the motion FD
+    descriptors ``amp_desc_pred`` / ``amp_desc_true`` ``(K,)``, or ``problem`` (why not). For a fake video a ``{stem}.npy`` spectral volume beside it replaces the flow in the
     amplitude error (``predicted`` = 1).
     """
 
@@ -140,7 +140,7 @@ class VideoEvaluator:
         keys += ["feat_inception"] * ("inception" in self.nets)
         keys += [f"feat_{name}{length}" for name in ("i3d", "dt") if name in self.nets for length in self.cfg.fvd_frames]
         if self.gt_index is not None:
-            keys += ["amp_abs", "amp_rel", "amp_pred", "amp_true", "problem"]
+            keys += ["amp_abs", "amp_rel", "amp_pred", "amp_true", "amp_desc_pred", "amp_desc_true", "problem"]
         return keys
 
     def _run(self, net, batches: Iterable[np.ndarray]) -> np.ndarray:
@@ -175,7 +175,7 @@ class VideoEvaluator:
         import torch
 
         from gid.datasets.ground_truth import load_true_spectral, match_id
-        from gid.pipeline.metrics import amplitude_error
+        from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, motion_descriptors, moving_mask
         from gid.pipeline.render import resize_flow, resize_spectral
         from gid.pipeline.spectral import trajectories_to_spectral
 
@@ -194,8 +194,14 @@ class VideoEvaluator:
                                         f"ground truth {true_spec.shape[0]}")}
         else:
             pred_spec = resize_spectral(predicted, (height, width))
-        err = amplitude_error(pred_spec, true_spec, len(traj))
-        return {"amp_abs": err["abs"], "amp_rel": err["rel"], "amp_pred": err["pred_amp"], "amp_true": err["true_amp"]}
+        a_pred, a_true = amplitude_px(pred_spec[None], len(traj)), amplitude_px(true_spec[None], len(traj))
+        err, true_amp = amplitude_error(a_pred, a_true), a_true.mean(axis=(0, 2, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(true_amp > 0, err / true_amp, np.nan)
+        return {"amp_abs": err, "amp_rel": rel, "amp_pred": a_pred.mean(axis=(0, 2, 3)), "amp_true": true_amp,
+                # motion FD descriptors, both pooled over the truth's moving pixels
+                "amp_desc_pred": motion_descriptors(a_pred, moving_mask(a_true))[0],
+                "amp_desc_true": motion_descriptors(a_true, moving_mask(a_true))[0]}
 
     def __call__(self, path: Path, fake: bool) -> dict[str, np.ndarray]:
         from gid.datasets.video import read_video
@@ -270,6 +276,14 @@ def motion_metrics(real: list[dict], fake: list[dict], with_gt: bool) -> tuple[d
         per_frequency.setdefault("true_amplitude_px", np.mean([r["amp_true"] for r in paired], axis=0).tolist())
         if problems:
             per_frequency[f"{label}_without_ground_truth"] = problems
+        fd_metric = "motion_fd" if label == "fake" else "motion_fd_floor"
+        if len(paired) < 2:
+            skipped[fd_metric] = f"needs at least 2 {label} videos with ground truth, got {len(paired)}"
+        else:  # motion FD: Fréchet distance of per-video log-amplitude descriptors (gid.pipeline.motion_metrics)
+            from gid.pipeline.metrics import frechet_feature_distance
+
+            metrics[fd_metric] = frechet_feature_distance(np.stack([r["amp_desc_pred"] for r in paired]),
+                                                          np.stack([r["amp_desc_true"] for r in paired]))
     predicted = sum(int(r["predicted"]) for r in fake)
     per_frequency["fake_motion_source"] = (f"predicted spectral volumes (.npy beside {predicted} videos)"
                                            if predicted else "optical flow of the fake videos")

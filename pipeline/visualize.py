@@ -27,11 +27,12 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def mean_amplitude(spectral: np.ndarray) -> np.ndarray:
-    """``(K,)`` mean complex amplitude ``sqrt(|Sx|² + |Sy|²)`` over pixels of ``(..., K, 4, H, W)``."""
-    from gid.pipeline.motion_metrics import amplitude
+def mean_amplitude(spectral: np.ndarray, num_frames: int) -> np.ndarray:
+    """``(K,)`` mean amplitude A_k in px (gid.pipeline.motion_metrics.amplitude_px) over the pixels of
+    ``(..., K, 4, H, W)`` volumes of ``num_frames``-frame motion."""
+    from gid.pipeline.motion_metrics import amplitude_px
 
-    amp = amplitude(spectral)  # (..., K, H, W)
+    amp = amplitude_px(spectral, num_frames)  # (..., K, H, W)
     axes = tuple(i for i in range(amp.ndim) if i != amp.ndim - 3)
     return amp.mean(axis=axes)
 
@@ -49,7 +50,7 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def plot_spectra(path: str | Path, curves: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
-                 ylabel: str = "mean amplitude |S_k| (px)", log_y: bool = True) -> Path:
+                 ylabel: str = "mean amplitude A_k (px)", log_y: bool = True) -> Path:
     """Line plot of per-frequency curves ``{label: (K,)}`` (amplitudes, their errors or error ratios), saved as PNG.
 
     ``log_y``: logarithmic y axis (amplitudes fall off roughly exponentially with k); off for ratios.
@@ -80,12 +81,12 @@ def default_bins(num_freqs: int) -> list[int]:
     return [k for k in (1, 2, 4, 8) if k < num_freqs] or [0]
 
 
-def plot_amplitude_maps(path: str | Path, volumes: dict[str, np.ndarray], freqs_hz: np.ndarray, title: str,
-                        images: np.ndarray | None = None, bins: list[int] | None = None) -> Path:
-    """Amplitude images ``|S_k(p)|`` (px) of spectral volumes side by side, saved as PNG.
+def plot_amplitude_maps(path: str | Path, volumes: dict[str, np.ndarray], num_frames: int, freqs_hz: np.ndarray,
+                        title: str, images: np.ndarray | None = None, bins: list[int] | None = None) -> Path:
+    """Amplitude images ``A_k(p)`` (px, gid.pipeline.motion_metrics.amplitude_px) of spectral volumes side by side, saved as PNG.
 
-    ``volumes``: label → ``(N, K, 4, H, W)`` denormalized volumes of the same N clips (e.g. data and
-    sampled). A row per clip and label, a column per frequency of ``bins`` (default :func:`default_bins`).
+    ``volumes``: label → ``(N, K, 4, H, W)`` denormalized volumes of ``num_frames``-frame motion of the
+    same N clips (e.g. data and sampled). A row per clip and label, a column per frequency of ``bins`` (default :func:`default_bins`).
     The rows of one clip share each column's colour scale (its maximum is in the column title), so
     they compare directly. ``images``: ``(N, 3, H, W)`` in [0, 1], drawn in a first column.
     """
@@ -94,9 +95,9 @@ def plot_amplitude_maps(path: str | Path, volumes: dict[str, np.ndarray], freqs_
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gid.pipeline.motion_metrics import amplitude
+    from gid.pipeline.motion_metrics import amplitude_px
 
-    amps = {label: amplitude(v) for label, v in volumes.items()}  # (N, K, H, W)
+    amps = {label: amplitude_px(v, num_frames) for label, v in volumes.items()}  # (N, K, H, W)
     shapes = {label: a.shape for label, a in amps.items()}
     if len(set(shapes.values())) != 1 or any(len(shape) != 4 for shape in shapes.values()):
         raise ValueError(f"volumes must all be (N, K, 4, H, W) of one shape, got {shapes}")

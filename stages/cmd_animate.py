@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from gid.pipeline.sampling import SAMPLING, check_sampling
+
 
 def _load_renderer(choice: str | None, model: Path | None):
     """``None`` for the splat baseline, else a FrameRenderer in eval mode (bundle's renderer by default)."""
@@ -38,8 +40,9 @@ def register(app: typer.Typer) -> None:
         loop: bool = typer.Option(False, "--loop", help="Looping guidance (§6) so the video repeats without a seam "
                                                         "(with --model)."),
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it."),
-        guidance: float = typer.Option(1.75, help="Classifier-free guidance weight w (with --model)."),
-        steps: int = typer.Option(250, help="DDIM sampling steps (with --model; the paper uses 250)."),
+        guidance: float = typer.Option(SAMPLING.guidance_scale, help="Classifier-free guidance weight w (with --model; "
+                                        "the paper uses 1.75, the default is what measured best for one sample, docs/motion.md)."),
+        steps: int = typer.Option(SAMPLING.num_inference_steps, help="DDIM sampling steps (with --model; the paper uses 250)."),
         seed: int = typer.Option(0, help="Seed of the motion sample (with --model)."),
         gif: bool = typer.Option(False, "--gif", help="Also write a GIF next to the MP4."),
         show_motion: bool = typer.Option(False, "--show-motion", help="Put a flow-colour picture of the motion beside "
@@ -67,6 +70,7 @@ def register(app: typer.Typer) -> None:
             raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
         if frames < 2:
             raise ValueError(f"--frames must be at least 2, got {frames}")
+        check_sampling(steps, guidance)
         if fps <= 0:
             raise ValueError(f"--fps must be positive, got {fps}")
         if out.suffix.lower() != ".mp4":

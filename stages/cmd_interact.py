@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from gid.pipeline.sampling import SAMPLING
+
 from gid.stages.options import parse_pair
 
 
@@ -37,8 +39,8 @@ def register(app: typer.Typer) -> None:
         renderer: str = typer.Option("splat", help="'splat' (softmax splatting, no network) or a trained renderer "
                                                    "folder such as BUNDLE/renderer."),
         max_side: int = typer.Option(1024, help="Shrink the photo so its long side is at most this (px)."),
-        steps: int = typer.Option(50, help="With --model: DDIM denoising steps."),
-        guidance: float = typer.Option(1.75, help="With --model: classifier-free guidance weight w."),
+        steps: int = typer.Option(SAMPLING.num_inference_steps, help="With --model: DDIM denoising steps."),
+        guidance: float = typer.Option(SAMPLING.guidance_scale, help="With --model: classifier-free guidance weight w."),
         seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
     ) -> None:
         """Push or pull one point of a photo and write a video of the scene's response.

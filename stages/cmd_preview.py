@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         motion = np.stack([flow_to_color(traj[t], peak) for t in range(len(traj))])
         write_gif(out / "motion.gif", np.concatenate([frames, motion], axis=2)[::2], fps=fps / 2)
 
-        amplitude = mean_amplitude(np.stack([gt["spectral"] for gt in truths]))
+        amplitude = mean_amplitude(np.stack([gt["spectral"] for gt in truths]), rows[0]["num_frames"])
         row = rows[0]
         freqs = frequencies_hz(len(amplitude), row["num_frames"], row["fps"])
         plot_spectra(out / "spectrum.png", {"synthetic ground truth": amplitude}, freqs,

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from gid.pipeline.sampling import SAMPLING
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -23,8 +25,8 @@ def register(app: typer.Typer) -> None:
                                                            "--spectral-frames frames are used)."),
         spectral_frames: int = typer.Option(150, help="T of the clips uploaded spectral volumes were computed from."),
         spectral_fps: float = typer.Option(30.0, help="Frame rate of those clips."),
-        steps: int = typer.Option(50, help="With --model: DDIM denoising steps per photo."),
-        guidance: float = typer.Option(1.75, help="With --model: classifier-free guidance weight w."),
+        steps: int = typer.Option(SAMPLING.num_inference_steps, help="With --model: DDIM denoising steps per photo."),
+        guidance: float = typer.Option(SAMPLING.guidance_scale, help="With --model: classifier-free guidance weight w."),
         seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
     ) -> None:
         """Serve a page to upload or choose a photo, drag on it to apply a force, and play its loop."""

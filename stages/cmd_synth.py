@@ -19,12 +19,16 @@ def register(app: typer.Typer) -> None:
         num_freqs: int = typer.Option(16, help="K, frequencies kept in the ground-truth spectral volume."),
         seed: int = typer.Option(0, help="Base seed; video i uses (seed, i), so the same seed gives the same data."),
         crf: int = typer.Option(17, help="H.264 quality (0 lossless, 17 visually lossless, 23 default)."),
+        clips: bool = typer.Option(False, "--clips", help="Also write the exact motion as a clip table "
+                                   "(OUT/clips/*.parquet, OUT/freq_scales.json), so `gid train vae|motion --data OUT` "
+                                   "trains on it directly, without optical flow."),
     ) -> None:
         """Generate swaying-plant videos whose per-pixel motion is known exactly.
 
         Writes OUT/videos/*.mp4, OUT/gt/*.npz (trajectories (T,2,H,W), spectral (K,4,H,W),
         visible (T,H,W), solid (H,W), frame0 (H,W,3)) and OUT/manifest.parquet. Existing videos with
-        the same id are kept, so a rerun only fills in what is missing.
+        the same id are kept, so a rerun only fills in what is missing. With --clips, also the clip
+        table of the exact motion (one clip per video, gid.datasets.clips.synthetic_to_clips).
         """
         from gid.datasets.synthetic import SynthConfig, write_dataset
 
@@ -32,3 +36,9 @@ def register(app: typer.Typer) -> None:
         config = SynthConfig(num_frames=frames, fps=fps, width=width, height=height, num_freqs=num_freqs)
         manifest = write_dataset(out, num_videos, config, seed=seed, crf=crf)
         typer.echo(f"wrote {len(manifest)} videos to {out} (manifest: {out / 'manifest.parquet'})")
+        if clips:
+            from gid.datasets.clips import synthetic_to_clips
+
+            synthetic_to_clips(out, out)
+            typer.echo(f"wrote the exact motion as a clip table to {out / 'clips'} and {out / 'freq_scales.json'}; "
+                       f"train with `gid train vae --data {out}`")

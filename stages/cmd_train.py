@@ -24,8 +24,6 @@ THREADS_PER_WORKER = typer.Option(None, "--threads-per-worker",
                                        "e.g. --num-workers 1 --threads-per-worker 2 uses both cores of a 2-core machine.")
 USE_GPU = typer.Option(False, "--use-gpu", help="One GPU per worker, nccl, bf16 autocast.")
 MAX_STEPS = typer.Option(2000, "--max-steps", help="Optimizer steps in total (a resumed run counts from its start).")
-BATCH_SIZE = typer.Option(8, "--batch-size", help="Clips per worker and step.")
-LEARNING_RATE = typer.Option(2e-4, "--learning-rate", help="AdamW learning rate.")
 CHECKPOINT_EVERY = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints (resume points).")
 LOG_EVERY = typer.Option(20, "--log-every", help="Steps between MLflow loss logs.")
 MAX_FAILURES = typer.Option(2, "--max-failures", help="Worker failures Ray Train recovers from (restart from the last checkpoint).")
@@ -35,8 +33,28 @@ LR_SCHEDULE = typer.Option("constant", "--lr-schedule",
                            help="Learning-rate schedule after warm-up: constant, cosine (decays to 0 at --max-steps) "
                                 "or linear (likewise).")
 WARMUP_STEPS = typer.Option(0, "--warmup-steps", help="Steps of linear learning-rate warm-up from 0.")
-EMA_DECAY = typer.Option(0.999, "--ema-decay", help="Decay of the EMA weights that are saved (lower for short runs, "
-                                                    "e.g. 0.995 for a few thousand steps).")
+
+
+# `gid train vae|motion`: None takes the --config preset's measured recipe (gid.pipeline.motion_presets).
+RECIPE = "default: the --config preset's recipe"
+M_MAX_STEPS = typer.Option(None, "--max-steps", help=f"Optimizer steps in total (a resumed run counts from its start; {RECIPE}).")
+M_BATCH_SIZE = typer.Option(None, "--batch-size", help=f"Clips per worker and step ({RECIPE}).")
+M_LEARNING_RATE = typer.Option(None, "--learning-rate", help=f"AdamW learning rate ({RECIPE}).")
+M_CHECKPOINT_EVERY = typer.Option(None, "--checkpoint-every", help=f"Steps between checkpoints (resume points; {RECIPE}).")
+M_EMA_DECAY = typer.Option(None, "--ema-decay", help=f"Decay of the EMA weights that are saved ({RECIPE}).")
+M_THREADS_PER_WORKER = typer.Option(None, "--threads-per-worker",
+                                    help=f"PyTorch threads of each worker ({RECIPE}, capped at the machine's cores; "
+                                         "tiny: 2, one worker with 2 threads being the fastest layout on 2 cores).")
+
+
+def motion_train_config(config: str, task: str, use_gpu: bool, **options):
+    """The TrainConfig of `gid train vae|motion`: the preset's recipe for ``task``, overridden by the flags given."""
+    from gid.pipeline.motion_presets import get_preset, train_recipe
+    from gid.stages.training import TrainConfig
+
+    fields = {"max_steps", "batch_size", "learning_rate", "checkpoint_every", "ema_decay", "threads_per_worker"}
+    recipe = train_recipe(get_preset(config), task, use_gpu, **{k: v for k, v in options.items() if k in fields})
+    return TrainConfig(use_gpu=use_gpu, **recipe, **{k: v for k, v in options.items() if k not in fields})
 
 
 def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
@@ -58,25 +76,30 @@ def _report(result) -> None:
 @train_app.command("vae")
 def train_vae(
     data: Path = DATA, out: Path = OUT, config: str = CONFIG, num_workers: int = NUM_WORKERS,
-    use_gpu: bool = USE_GPU, max_steps: int = MAX_STEPS, batch_size: int = BATCH_SIZE,
-    learning_rate: float = typer.Option(1e-3, "--learning-rate", help="AdamW learning rate."),
-    checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
-    mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
-    threads_per_worker: int = THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
+    use_gpu: bool = USE_GPU, max_steps: int = M_MAX_STEPS, batch_size: int = M_BATCH_SIZE,
+    learning_rate: float = M_LEARNING_RATE,
+    checkpoint_every: int = M_CHECKPOINT_EVERY, log_every: int = LOG_EVERY, max_failures: int = MAX_FAILURES,
+    mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = M_EMA_DECAY,
+    threads_per_worker: int = M_THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Random frequency slices of each clip per step."),
     moving_weight: float = typer.Option(
         DEFAULT_MOVING_WEIGHT, "--moving-weight",
         help="Weight the L1 loss towards pixels that move (1 + W on moving, 1 on static, rescaled to mean 1). "
              "0 = the paper's plain L1, which can decode sparse motion as all-zero (docs/motion.md)."),
 ) -> None:
-    """Train the spectral VAE (§4.2): writes OUT/vae and OUT/model_index.json."""
+    """Train the spectral VAE (§4.2): writes OUT/vae and OUT/model_index.json.
+
+    With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
+    (tiny: 2 400 steps, 4 clips x 4 slices, lr 2e-3, 2 threads; docs/motion.md)."""
     from gid.stages.motion_tasks import VAETask
     from gid.stages.training import fit
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
-    cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay=ema_decay, threads_per_worker=threads_per_worker,
-                       lr_schedule=lr_schedule, warmup_steps=warmup_steps)
+    cfg = motion_train_config(config, task.name, use_gpu, max_steps=max_steps, batch_size=batch_size,
+                              learning_rate=learning_rate, checkpoint_every=checkpoint_every, ema_decay=ema_decay,
+                              threads_per_worker=threads_per_worker, log_every=log_every, num_workers=num_workers,
+                              max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, lr_schedule=lr_schedule,
+                              warmup_steps=warmup_steps)
     _report(fit(task, cfg, out))
 
 
@@ -85,22 +108,26 @@ def train_motion(
     data: Path = DATA, out: Path = OUT, config: str = CONFIG,
     stage: int = typer.Option(1, "--stage", help="1: U-Net on single frequency slices; 2: add frequency "
                                                  "attention and fine-tune it on whole volumes (needs stage 1 in OUT)."),
-    num_workers: int = NUM_WORKERS, use_gpu: bool = USE_GPU, max_steps: int = MAX_STEPS,
-    batch_size: int = BATCH_SIZE,
-    learning_rate: float = typer.Option(5e-4, "--learning-rate", help="AdamW learning rate."),
-    checkpoint_every: int = CHECKPOINT_EVERY, log_every: int = LOG_EVERY,
-    max_failures: int = MAX_FAILURES, mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = EMA_DECAY,
-    threads_per_worker: int = THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
+    num_workers: int = NUM_WORKERS, use_gpu: bool = USE_GPU, max_steps: int = M_MAX_STEPS,
+    batch_size: int = M_BATCH_SIZE, learning_rate: float = M_LEARNING_RATE,
+    checkpoint_every: int = M_CHECKPOINT_EVERY, log_every: int = LOG_EVERY,
+    max_failures: int = MAX_FAILURES, mlflow_uri: str = MLFLOW_URI, seed: int = SEED, ema_decay: float = M_EMA_DECAY,
+    threads_per_worker: int = M_THREADS_PER_WORKER, lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     slices_per_clip: int = typer.Option(4, "--slices-per-clip", help="Stage 1: random frequency slices of each clip per step."),
 ) -> None:
-    """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/model_index.json."""
+    """Train the motion U-Net (§4.2) on the VAE in OUT: writes OUT/unet, OUT/scheduler, OUT/model_index.json.
+
+    With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
+    (tiny, stage 1: 1 500 steps, 4 clips x 4 slices, lr 1e-3, EMA 0.995, 2 threads; docs/motion.md)."""
     from gid.stages.motion_tasks import MotionTask
     from gid.stages.training import fit
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
-    cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,
-                       max_failures, mlflow_uri, seed, ema_decay=ema_decay, threads_per_worker=threads_per_worker,
-                       lr_schedule=lr_schedule, warmup_steps=warmup_steps)
+    cfg = motion_train_config(config, task.name, use_gpu, max_steps=max_steps, batch_size=batch_size,
+                              learning_rate=learning_rate, checkpoint_every=checkpoint_every, ema_decay=ema_decay,
+                              threads_per_worker=threads_per_worker, log_every=log_every, num_workers=num_workers,
+                              max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, lr_schedule=lr_schedule,
+                              warmup_steps=warmup_steps)
     _report(fit(task, cfg, out))
 
 

@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from gid.pipeline.sampling import SAMPLING, check_sampling
+
 
 @dataclass
 class MotionSource:
@@ -49,7 +51,8 @@ def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float)
     return MotionSource(spectral.astype(np.float32), int(num_frames), float(fps))
 
 
-def predict_motion(pipe, image: np.ndarray, steps: int = 50, guidance: float = 1.75, seed: int = 0,
+def predict_motion(pipe, image: np.ndarray, steps: int = SAMPLING.num_inference_steps,
+                   guidance: float = SAMPLING.guidance_scale, seed: int = 0,
                    callback: Callable[[int, int], None] | None = None) -> MotionSource:
     """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded :class:`gid.pipeline.GIDPipeline`
     (§4.2: DDIM + CFG); ``callback(step, total)`` reports denoising progress."""
@@ -78,13 +81,14 @@ class InteractConfig:
     release: bool = False  # with force: hold it until t = 0, then let go (else: an impulse)
     renderer: str = "splat"
     max_side: int = 1024
-    steps: int = 50
-    guidance: float = 1.75
+    steps: int = SAMPLING.num_inference_steps
+    guidance: float = SAMPLING.guidance_scale
     seed: int = 0
 
     start: float = 0.0  # with a video: where its clip starts (s); the clip has spectral_frames frames
 
     def __post_init__(self) -> None:
+        check_sampling(self.steps, self.guidance)
         from gid.stages.footage import is_video
 
         if is_video(self.image):

@@ -34,8 +34,8 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
     from gid.datasets.clips import shard_paths
 
     if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` (or gid synth + "
-                                "gid.datasets.clips.synthetic_to_clips) to make one")
+        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` or "
+                                "`gid synth DIR --clips` to make one")
     paths = shard_paths(data_dir)
     columns = ["num_frames", "fps", "num_freqs", "height", "width"]
     meta = [pq.read_table(p, columns=columns) for p in paths]
@@ -49,6 +49,29 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
             if len(values) > 1 or (values and values != {first[name]}):
                 raise ValueError(f"{data_dir}: clips differ in {name} ({sorted(values)}); train on one resolution and T")
     return {**first, "num_clips": rows}
+
+
+def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | Path) -> None:
+    """ValueError naming both values when a bundle already trained in ``bundle`` has another K, T or
+    size than the clip table ``data`` (``info``: :func:`clip_table_info`); nothing when it has none yet."""
+    import json
+
+    from gid.pipeline.motion_pipeline import read_bundle_config
+
+    if not Path(bundle).is_dir() or not any((Path(bundle) / name).is_file() for name in ("model_index.json", "bundle.json")):
+        return
+    config = read_bundle_config(bundle)
+    have = {"num_freqs": len(config["freq_scales"]) if "freq_scales" in config else None,
+            "num_frames": config.get("num_frames")}
+    unet_config = Path(bundle) / "unet" / "config.json"
+    if unet_config.is_file():
+        unet = json.loads(unet_config.read_text())
+        have["size"] = [unet["sample_size"][1] * unet["latent_factor"], unet["sample_size"][0] * unet["latent_factor"]]
+    wanted = {"num_freqs": info["num_freqs"], "num_frames": info["num_frames"], "size": [info["width"], info["height"]]}
+    for key, value in wanted.items():
+        if have.get(key) is not None and have[key] != value:
+            raise ValueError(f"bundle {bundle} was trained with {key} = {have[key]}, the data {data} has {key} = "
+                             f"{value}; train into a new --out folder or use data with the bundle's {key}")
 
 
 def decode_batch(batch, scales: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,6 +98,7 @@ class _ClipTask(TrainingTask):
         if len(self.scales) != self.info["num_freqs"]:
             raise ValueError(f"{data}/freq_scales.json has {len(self.scales)} scales for clips with "
                              f"K = {self.info['num_freqs']}")
+        check_bundle_matches(bundle, self.info, data)
         m = spatial_multiple(self.preset)
         if self.info["height"] % m or self.info["width"] % m:
             raise ValueError(f"{data}: clips are {self.info['width']}x{self.info['height']}, but preset "
@@ -178,10 +202,11 @@ class VAETask(_ClipTask):
         volumes = {"data": denormalize(x.numpy(), self.scales),
                    "VAE reconstruction": denormalize(recon.numpy(), self.scales)}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "vae_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
+        return [plot_spectra(Path(out) / "vae_spectrum.png", {k: mean_amplitude(v, self.info["num_frames"]) for k, v in volumes.items()},
                              hz, "VAE: mean amplitude per frequency"),
-                plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()}, hz,
-                                    "VAE: amplitude |S_k| of training clips, data vs reconstruction",
+                plot_amplitude_maps(Path(out) / "vae_amplitude.png", {k: v[:2] for k, v in volumes.items()},
+                                    self.info["num_frames"], hz,
+                                    "VAE: amplitude A_k (px) of training clips, data vs reconstruction",
                                     images=clips["image"][:2])]
 
 
@@ -282,7 +307,7 @@ class MotionTask(_ClipTask):
         sampled = pipe(torch.from_numpy(clips["image"]), num_inference_steps=20, progress=False)
         volumes = {"data": denormalize(clips["spectral"], self.scales), "sampled": sampled.numpy()}
         hz = frequencies_hz(self.info["num_freqs"], self.info["num_frames"], self.info["fps"])
-        return [plot_spectra(Path(out) / "motion_spectrum.png", {k: mean_amplitude(v) for k, v in volumes.items()},
+        return [plot_spectra(Path(out) / "motion_spectrum.png", {k: mean_amplitude(v, self.info["num_frames"]) for k, v in volumes.items()},
                              hz, "sampled vs data motion"),
-                plot_amplitude_maps(Path(out) / "motion_amplitude.png", volumes, hz,
-                                    "motion: amplitude |S_k| of training clips, data vs sampled", images=clips["image"])]
+                plot_amplitude_maps(Path(out) / "motion_amplitude.png", volumes, self.info["num_frames"], hz,
+                                    "motion: amplitude A_k (px) of training clips, data vs sampled", images=clips["image"])]

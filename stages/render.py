@@ -25,6 +25,7 @@ Output layout::
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -35,10 +36,19 @@ from typing import Any
 import numpy as np
 
 from gid.datasets.safe_paths import inside
+from gid.pipeline.sampling import SAMPLING, check_sampling
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 RENDERERS = ("auto", "splat", "learned")
 MANIFEST_COLUMNS = ("source", "video", "seconds", "status", "frames", "width", "height", "error", "run_id")
+
+
+def photo_seed(seed: int, source: str) -> int:
+    """The motion noise seed of one photo: ``seed`` mixed with a hash of the photo's source (path, or
+    table and row), so a photo's motion depends neither on its batch nor on the photos beside it."""
+    import zlib
+
+    return (int(seed) * 1_000_003 + zlib.crc32(source.encode("utf-8", "surrogateescape"))) % 2**31
 
 
 @dataclass
@@ -51,9 +61,9 @@ class RenderConfig:
     fps: float = 30.0
     loop: bool = False
     amplify: float = 1.0
-    num_inference_steps: int = 50
-    guidance_scale: float = 1.75
-    seed: int = 0  # photo i of a batch gets noise from seed + i
+    num_inference_steps: int = SAMPLING.num_inference_steps
+    guidance_scale: float = SAMPLING.guidance_scale
+    seed: int = 0  # each photo's noise comes from photo_seed(seed, source): independent of batch and neighbours
     num_gpus: int = 0  # 0: CPU actors; N > 0: N actors with one GPU each
     num_workers: int = 1  # CPU actors when num_gpus == 0
     batch_size: int = 4
@@ -68,6 +78,7 @@ class RenderConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        check_sampling(self.num_inference_steps, self.guidance_scale)
         if self.frames < 2:
             raise ValueError(f"--frames must be at least 2, got {self.frames}")
         if self.fps <= 0:
@@ -283,12 +294,13 @@ class MotionRenderer:
 
             self.frame_renderer = load_renderer(Path(self.cfg.model) / "renderer", self.device)
 
-    def _sample(self, images: list[np.ndarray]) -> list["torch.Tensor"]:
+    def _sample(self, images: list[np.ndarray], seeds: list[int]) -> list["torch.Tensor"]:
         """Spectral volumes ``(K, 4, h', w')`` (pixels at the model's resolution) for a list of photos,
-        sampled in one call: photos of any size are brought to the model's ``(h', w')`` first."""
+        sampled in one call with one noise seed per photo: photos of any size are brought to the
+        model's ``(h', w')`` first."""
         spec = self.pipe(images, num_frames=self.cfg.frames, num_inference_steps=self.cfg.num_inference_steps,
                          guidance_scale=self.cfg.guidance_scale, loop=self.cfg.loop, amplify=self.cfg.amplify,
-                         seed=self.cfg.seed, batch_size=len(images), progress=False)
+                         seed=seeds, batch_size=len(images), progress=False)
         return list(spec.float())
 
     def _render(self, image: np.ndarray, spec: "torch.Tensor") -> np.ndarray:
@@ -318,12 +330,13 @@ class MotionRenderer:
                 motion[i] = torch.from_numpy(scale_motion(spec, self.cfg.amplify).astype(np.float32))
         elif images:
             order = list(images)
+            seeds = {i: photo_seed(self.cfg.seed, str(batch["source"][i])) for i in order}
             try:
-                motion.update(zip(order, self._sample([images[i] for i in order])))
+                motion.update(zip(order, self._sample([images[i] for i in order], [seeds[i] for i in order])))
             except Exception:  # noqa: BLE001 - retry one by one, so one bad item fails alone
                 for i in order:
                     try:
-                        motion[i] = self._sample([images[i]])[0]
+                        motion[i] = self._sample([images[i]], [seeds[i]])[0]
                     except Exception as err:  # noqa: BLE001
                         errors[i] = _failure("motion", err)
         frames, seconds, volumes = [], [], []
@@ -344,11 +357,25 @@ class MotionRenderer:
                 "spectral_shape": np.array([v.shape for v in volumes], np.int64)}
 
 
+def motion_sidecar(shape: tuple[int, ...], num_frames: int, fps: float, video_size: tuple[int, int]) -> dict[str, Any]:
+    """What a `--save-motion` ``.npy`` holds: its layout, T, fps, sizes and units (written as ``.motion.json``)."""
+    num_freqs, _, height, width = shape
+    return {"layout": "(K, 4, H, W): channels Re S_x, Im S_x, Re S_y, Im S_y of bins k = 0..K-1",
+            "num_freqs": int(num_freqs), "num_frames": int(num_frames), "fps": float(fps),
+            "size": [int(width), int(height)], "video_size": [int(video_size[0]), int(video_size[1])],
+            "units": "S_k = numpy.fft.rfft over num_frames frames of each pixel's displacement, in pixels of the "
+                     "volume's own W x H grid (resize with its displacements rescaled for the video); a pixel "
+                     "moving by a*cos(2*pi*k*t/T + phi) has (2/T)*|S_k| = a px "
+                     "(gid.pipeline.motion_metrics.amplitude_px)",
+            "frequency_hz": [k * float(fps) / int(num_frames) for k in range(int(num_freqs))]}
+
+
 def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str, np.ndarray]:
     """Encode stage (Ray task): frames → ``OUT/videos/*.mp4`` (H.264, atomic); rows for the manifest.
 
     With ``save_motion`` the spectral volume ``(K, 4, h, w)`` the video was rendered from (at the
-    model's resolution, amplification applied) goes beside it as ``{video}.npy``.
+    model's resolution, amplification applied) goes beside it as ``{video}.npy``, and what it holds
+    as ``{video}.motion.json`` (:func:`motion_sidecar`).
     """
     from gid.datasets.video import atomic_path, write_video
 
@@ -364,6 +391,8 @@ def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str
                 if shape[0]:
                     with atomic_path((Path(out) / name).with_suffix(".npy")) as tmp:
                         np.save(tmp, np.frombuffer(batch["spectral"][i], np.float32).reshape(shape))
+                    with atomic_path((Path(out) / name).with_suffix(".motion.json")) as tmp:
+                        Path(tmp).write_text(json.dumps(motion_sidecar(shape, len(frames), fps, (width, height))))
                 write_video(Path(out) / name, frames, fps=fps)
             except Exception as err:  # noqa: BLE001
                 errors[i] = _failure("encode", err)

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from gid.pipeline.sampling import SAMPLING, check_sampling
+
 STATIC = Path(__file__).parent / "static"
 
 
@@ -49,11 +51,12 @@ class ServeConfig:
     max_video_seconds: float = 30.0  # longest video accepted (its first spectral_frames frames are used)
     spectral_frames: int = 150  # T and fps of uploaded spectral volumes (they define ω_k)
     spectral_fps: float = 30.0
-    steps: int = 50
-    guidance: float = 1.75
+    steps: int = SAMPLING.num_inference_steps
+    guidance: float = SAMPLING.guidance_scale
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_sampling(self.steps, self.guidance)
         if self.model is not None:
             from gid.pipeline.motion_pipeline import read_bundle_config
 

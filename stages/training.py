@@ -3,7 +3,9 @@
 A model plugs in as a :class:`TrainingTask` (its data, model, loss and how to save it); :func:`fit`
 runs it on ``num_workers`` Ray Train workers (gloo on CPU, nccl on GPUs) with
 
-- data streamed from a Ray Dataset (each worker reads its shard with ``iter_torch_batches``);
+- data from a Ray Dataset, decoded once (``materialize``); a worker whose shard fits in
+  ``in_memory_mib`` copies it into tensors once and draws shuffled batches from memory, a larger one
+  streams it with ``iter_torch_batches`` every epoch;
 - AdamW, gradient clipping, bf16 autocast on GPU, and an EMA copy of the weights
   (``θ_ema ← d·θ_ema + (1−d)·θ`` with ``d = min(ema_decay, (1+step)/(10+step))``);
 - a step whose loss or gradient is not finite is skipped on every worker (no weight update),
@@ -56,6 +58,9 @@ class TrainConfig:
     seed: int = 0
     shuffle_buffer: int = 256
     cache_data: bool = True
+    # A worker whose shard is at most this many MiB (decoded) copies it into tensors once and draws
+    # its batches from memory: no Ray Data iteration per step. 0 streams every epoch from Ray Data.
+    in_memory_mib: int = 2048
     mlflow_uri: str | None = None
 
     def __post_init__(self) -> None:
@@ -70,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 <= self.warmup_steps < self.max_steps:
             raise ValueError(f"--warmup-steps must be in [0, --max-steps), got {self.warmup_steps}")
+        if self.in_memory_mib < 0:
+            raise ValueError(f"in_memory_mib must be ≥ 0, got {self.in_memory_mib}")
         if self.max_failures < 0:
             raise ValueError(f"--max-failures must be ≥ 0, got {self.max_failures}")
         if self.threads_per_worker is not None and self.threads_per_worker < 1:
@@ -183,6 +190,28 @@ class _EMA:
                     self.shadow[key].copy_(value)
 
 
+def _memory_batches(shard, batch_size: int, device, seed: int, num_workers: int, shuffle: bool = True):
+    """Endless batches of ``batch_size`` rows from a worker's whole shard, read once into tensors.
+
+    With ``shuffle`` every epoch is a new permutation of the rows, else the shard's order (as
+    streaming with ``shuffle_buffer=0``); the last incomplete batch is dropped, as when streaming.
+    """
+    import torch
+
+    parts = list(shard.iter_torch_batches(batch_size=1024, device="cpu"))
+    rows = sum(len(next(iter(p.values()))) for p in parts)
+    if rows < batch_size:
+        raise ValueError(f"each of the {num_workers} workers got fewer clips than --batch-size "
+                         f"{batch_size}; use a smaller batch, fewer workers or more data")
+    data = {key: torch.cat([p[key] for p in parts]).to(device) for key in parts[0]}
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(rows, generator=generator) if shuffle else torch.arange(rows)
+        for start in range(0, rows - batch_size + 1, batch_size):
+            pick = order[start:start + batch_size].to(device)
+            yield {key: value[pick] for key, value in data.items()}
+
+
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -273,6 +302,10 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
 
     def batches():
         shard = ray.train.get_dataset_shard("train")
+        if loop_config["in_memory"]:
+            yield from _memory_batches(shard, cfg.batch_size, device, cfg.seed * 1000 + rank, cfg.num_workers,
+                                       shuffle=cfg.shuffle_buffer > 0)
+            return
         while True:
             count = 0
             for batch in shard.iter_torch_batches(batch_size=cfg.batch_size, drop_last=True, device=device,
@@ -392,13 +425,17 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     # task.dataset(): Ray Data's readers would otherwise start a default Ray without these settings.
     init_ray(log_to_driver=True)
     dataset = task.dataset()
+    in_memory = False
     if cfg.cache_data:
         dataset = dataset.materialize()
+        size = dataset.size_bytes()
+        in_memory = size is not None and size / cfg.num_workers <= cfg.in_memory_mib * 2 ** 20
     uri = cfg.mlflow_uri or f"sqlite:///{out / 'mlflow.db'}"
     experiment_id = _mlflow_experiment(uri, task.name, out)
     trainer = TorchTrainer(
         _train_loop,
-        train_loop_config={"task": task, "train": cfg, "mlflow_uri": uri, "experiment_id": experiment_id},
+        train_loop_config={"task": task, "train": cfg, "mlflow_uri": uri, "experiment_id": experiment_id,
+                           "in_memory": in_memory},
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
         run_config=ray.train.RunConfig(

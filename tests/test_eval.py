@@ -127,6 +127,13 @@ def test_predicted_spectral_beside_a_video_replaces_its_flow(tmp_path, synth_sma
     # |1.5·a − a| = 0.5·a at every pixel and frequency, with no flow error at all
     assert report["metrics"]["motion_amplitude_error_px"] == pytest.approx(0.5 * truth[1:].mean(), rel=1e-5)
     assert report["per_frequency"]["fake_motion_source"].startswith("predicted spectral volumes")
+    # motion FD: the Fréchet distance of per-video descriptors over the truth's moving pixels
+    from gid.pipeline.motion_metrics import amplitude_px, motion_fd, moving_mask
+
+    gt = [load_ground_truth(path) for path in ground_truth_index(synth_small).values()]
+    amp = np.stack([amplitude_px(g["spectral"], len(g["trajectories"])) for g in gt])
+    assert report["metrics"]["motion_fd"] == pytest.approx(motion_fd(1.5 * amp, amp, moving_mask(amp)), rel=1e-6)
+    assert report["metrics"]["motion_fd"] > 0.1
 
 
 def test_every_net_metric_with_random_weights(synth_small, static_fake, tiny_weights):

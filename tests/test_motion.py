@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask, seam_error
+from gid.pipeline.motion_metrics import seam_error
 from gid.pipeline.motion_pipeline import GIDPipeline, loop_seam_loss
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 from gid.pipeline.unet import FrequencyAttention, MotionUNet
@@ -234,21 +234,6 @@ def test_seam_error_of_known_motions():
     drift = np.zeros((60, 2, 1, 4))
     drift[:, 1] = 0.5 * t[:, :, None] - 0.5 * 59 / 2  # steady drift: the seam jumps back T−1 steps
     assert seam_error(trajectories_to_spectral(drift, 31)[None], 60)[0] == pytest.approx(59, rel=1e-6)
-
-
-def test_amplitude_error_and_moving_mask():
-    spec = np.zeros((1, 2, 4, 2, 2))
-    spec[0, 1, 0, 0, 0] = 3.0
-    spec[0, 1, 3, 0, 0] = 4.0  # amplitude 5 at pixel (0, 0), bin 1
-    amp = amplitude(spec)
-    assert amp[0, 1, 0, 0] == 5.0 and amp.sum() == 5.0
-    mask = moving_mask(spec)
-    assert mask.tolist() == [[[True, False], [False, False]]]
-    err = amplitude_error(np.zeros_like(amp), amp)
-    np.testing.assert_allclose(err, [0.0, 5.0 / 4])
-    np.testing.assert_allclose(amplitude_error(np.zeros_like(amp), amp, mask), [0.0, 5.0])
-    with pytest.raises(ValueError, match="selects no pixel"):
-        amplitude_error(amp, amp, np.zeros((1, 2, 2), bool))
 
 
 def test_train_cli_reports_bad_data_folder(tmp_path):

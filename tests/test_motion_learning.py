@@ -1,12 +1,17 @@
-"""The motion model learns: trained through `gid train`'s machinery on synthetic plants with exact motion,
-its sampled motion on held-out images has a lower amplitude error than the training-set mean spectrum.
+"""The motion model learns, at the defaults: trained through `gid train`'s machinery (Ray Train `fit`)
+on synthetic plants with exact motion, ONE sample per held-out image at the default sampling settings
+(gid.pipeline.sampling) has a lower moving-pixel amplitude error, in pixels summed over k, than
+predicting zero motion and than the per-pixel training-set mean.
 
-CI budget (1 800 VAE + 800 U-Net steps, one worker with 2 threads, T = 60): on the pixels that move, the
-amplitude averaged over 4 samples per held-out image (the model's expected amplitude, like-for-like
-with the mean) has a lower error than the training-set mean; over all pixels one sample beats the
-mean too; on the moving pixels one sample beats zero motion (the trivial answer that wins over all
-pixels), and its amplitude map follows where the ground truth moves (correlation).
-benchmarks/motion_learning.py measures the longer run of docs/motion.md."""
+CI budget: 32 training videos at 32×32, T = 60, K = 16; VAE VAE_STEPS and U-Net UNET_STEPS steps
+(the tiny preset's learning rates and EMA, one worker with 2 threads, the data held in memory).
+Margins (``MARGIN_MEAN``, ``MARGIN_ZERO``): the session-4–7 CI run at 64×48 reached 0.91× the mean
+and 0.77× zero with one sample (docs/motion.md). Broken variants tried: the same test with 3
+training steps each fails both (1.10× the mean, 0.94× zero). The test also samples the trained model
+with each held-out image's neighbour as its conditioning image (shuffled conditioning) and asserts
+that this variant does NOT get below ``MARGIN_MEAN`` of the mean, so a model that ignores its image
+cannot pass.
+benchmarks/motion_learning.py measures the full-size run."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,72 +19,75 @@ import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+SIZE, FRAMES, TRAIN_VIDEOS, TEST_VIDEOS = (32, 32), 60, 32, 8
+VAE_STEPS, UNET_STEPS = 800, 800
+MARGIN_MEAN, MARGIN_ZERO = 0.95, 0.85  # single-sample error must be below these fractions of the baselines'
+
 
 def _clips(root, name, count, seed):
     from gid.datasets.clips import synthetic_to_clips
     from gid.datasets.synthetic import SynthConfig, write_dataset
 
-    write_dataset(root / f"synth_{name}", count, SynthConfig(num_frames=60, width=64, height=48), seed=seed,
-                  progress=False)
+    config = SynthConfig(num_frames=FRAMES, width=SIZE[0], height=SIZE[1])
+    write_dataset(root / f"synth_{name}", count, config, seed=seed, progress=False)
     return synthetic_to_clips(root / f"synth_{name}", root / f"data_{name}")
 
 
 def _amplitudes(data, scales):
+    """Held-out images ``(N, 3, H, W)`` and their true amplitudes in px ``(N, K, H, W)``."""
     import pyarrow.parquet as pq
 
     from gid.datasets.clips import shard_paths
-    from gid.pipeline.motion_metrics import amplitude
+    from gid.pipeline.motion_metrics import amplitude_px
     from gid.pipeline.normalize import denormalize
     from gid.stages.motion_tasks import decode_batch
 
     table = pq.read_table(shard_paths(data)[0])
     batch = decode_batch(table, scales)
-    spec = denormalize(batch["spectral"], scales)
-    return batch["image"], spec, amplitude(spec)
+    return batch["image"], amplitude_px(denormalize(batch["spectral"], scales), FRAMES)
 
 
-def test_trained_motion_beats_the_training_set_mean(tmp_path, ray_local):
+def test_one_default_sample_beats_zero_motion_and_the_training_mean(tmp_path, ray_local):
     import mlflow
     import torch
 
-    from gid.pipeline.motion_metrics import amplitude, amplitude_error, moving_mask
-    from gid.pipeline.motion_pipeline import MotionPipeline
+    from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask
+    from gid.pipeline import GIDPipeline
+    from gid.pipeline.motion_presets import get_preset, train_recipe
     from gid.pipeline.normalize import load_scales
     from gid.stages.motion_tasks import MotionTask, VAETask
     from gid.stages.training import TrainConfig, fit
 
-    train, test = _clips(tmp_path, "train", 32, seed=3), _clips(tmp_path, "test", 6, seed=4)
+    train, test = _clips(tmp_path, "train", TRAIN_VIDEOS, seed=3), _clips(tmp_path, "test", TEST_VIDEOS, seed=4)
     bundle = tmp_path / "bundle"
-    runs = [fit(VAETask(train, bundle), TrainConfig(max_steps=1800, batch_size=4, learning_rate=2e-3,
-                                                    checkpoint_every=1800, log_every=100, num_workers=1,
-                                                    threads_per_worker=2), bundle),
-            fit(MotionTask(train, bundle), TrainConfig(max_steps=800, batch_size=4, learning_rate=1e-3, ema_decay=0.995,
-                                                       checkpoint_every=800, log_every=100, num_workers=1,
-                                                       threads_per_worker=2), bundle)]
+    tiny = get_preset("tiny")
+    runs = []
+    for make_task, steps in ((VAETask, VAE_STEPS), (MotionTask, UNET_STEPS)):  # the U-Net task needs B/vae
+        task = make_task(train, bundle)
+        recipe = {**train_recipe(tiny, task.name), "max_steps": steps, "checkpoint_every": steps, "log_every": 100}
+        runs.append(fit(task, TrainConfig(**recipe), bundle))
     # Each MLflow run has its sample visualisations: a spectrum plot and amplitude images.
     client = mlflow.MlflowClient(f"sqlite:///{bundle / 'mlflow.db'}")
     for run, name in zip(runs, ("vae", "motion")):
         assert sorted(a.path for a in client.list_artifacts(run.mlflow_run_id, "samples")) == [
             f"samples/{name}_amplitude.png", f"samples/{name}_spectrum.png"]
     scales = load_scales(bundle / "freq_scales.json")
-    _, _, train_amp = _amplitudes(train, scales)
-    images, gt_spec, gt_amp = _amplitudes(test, scales)
-    pipe = MotionPipeline.from_bundle(bundle)
-    samples = [amplitude(pipe(torch.from_numpy(images), num_inference_steps=20, guidance_scale=0.0, seed=seed,
-                              progress=False).numpy()) for seed in (0, 1000, 2000, 3000)]
-    sampled = samples[0]
-    moving = moving_mask(gt_spec)
-    mean_amp = train_amp.mean(axis=0, keepdims=True)
-    total, truth = sampled[:, 1:].sum(axis=1), gt_amp[:, 1:].sum(axis=1)  # (N, H, W) amplitude over k ≥ 1
-    errors = {"mean all": amplitude_error(mean_amp, gt_amp).mean(),
-              "sample all": amplitude_error(sampled, gt_amp).mean(),
-              "mean moving": amplitude_error(mean_amp, gt_amp, moving).mean(),
-              "zero moving": amplitude_error(np.zeros_like(mean_amp), gt_amp, moving).mean(),
-              "sample moving": amplitude_error(sampled, gt_amp, moving).mean(),
-              "4 samples moving": amplitude_error(np.mean(samples, axis=0), gt_amp, moving).mean(),
-              "correlation": np.mean([np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(total, truth)])}
+    _, train_amp = _amplitudes(train, scales)
+    images, truth = _amplitudes(test, scales)
+    moving = moving_mask(truth)
+    pipe = GIDPipeline.from_pretrained(bundle)
+
+    def error(amp):  # px, moving pixels, summed over k
+        return float(amplitude_error(amp, truth, moving).sum())
+
+    def sample(conditioning):  # one sample per image at the default sampling settings
+        return amplitude_px(pipe(torch.from_numpy(conditioning), seed=0, progress=False).numpy(), FRAMES)
+
+    errors = {"sample": error(sample(images)), "zero": error(np.zeros_like(truth[:1])),
+              "mean": error(train_amp.mean(axis=0, keepdims=True)),
+              "shuffled conditioning": error(sample(np.roll(images, 1, axis=0)))}
     print(errors)
-    assert errors["4 samples moving"] < 0.92 * errors["mean moving"], errors
-    assert errors["sample all"] < 0.9 * errors["mean all"], errors
-    assert errors["sample moving"] < 0.95 * errors["zero moving"], errors
-    assert errors["correlation"] > 0.4, errors
+    assert errors["sample"] < MARGIN_MEAN * errors["mean"], errors
+    assert errors["sample"] < MARGIN_ZERO * errors["zero"], errors
+    # the broken variant fails the same bound: the model's win comes from reading its image
+    assert errors["shuffled conditioning"] >= MARGIN_MEAN * errors["mean"], errors

@@ -112,3 +112,102 @@ def test_motion_loss_regresses_the_velocity(tmp_path):
     v = a.sqrt() * seen["noise"] - (1 - a).sqrt() * seen["z0"]
     assert float(loss) == pytest.approx(float(((outputs[0] - v) ** 2).mean()), rel=1e-5)
     assert float(loss) != pytest.approx(float(((outputs[0] - seen["noise"]) ** 2).mean()), rel=1e-3)
+
+
+def test_synth_clips_writes_the_exact_motion_as_a_training_table(tmp_path):
+    """`gid synth OUT --clips` makes OUT a data folder `gid train` accepts, holding each video's exact motion."""
+    import subprocess
+    import sys
+
+    from gid.datasets.synthetic import load_ground_truth
+    from gid.pipeline.normalize import load_scales
+
+    out = tmp_path / "s"
+    run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "synth", str(out), "-n", "2", "--frames", "16",
+                          "--size", "64x48", "--clips"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert clip_table_info(out) == {"num_frames": 16, "fps": 30.0, "num_freqs": 9, "height": 48, "width": 64,
+                                    "num_clips": 2}
+    scales = load_scales(out / "freq_scales.json")
+    table = pq.read_table(sorted((out / "clips").glob("*.parquet"))[0])
+    cols = ("image", "spectral", "num_freqs", "height", "width")
+    batch = decode_batch({c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cols}, scales)
+    truth = load_ground_truth(sorted((out / "gt").glob("*.npz"))[0])  # K = 9 ≤ T/2 + 1 at T = 16
+    np.testing.assert_allclose(denormalize(batch["spectral"][0], scales), truth["spectral"], rtol=2e-3, atol=2e-3)
+    VAETask(out, tmp_path / "bundle")  # the training task accepts the folder as --data
+
+
+def test_train_defaults_are_the_presets_measured_recipe():
+    """`gid train vae|motion --config tiny` with no flags trains with the tiny recipe; a flag overrides one field."""
+    import os
+
+    from gid.pipeline.motion_presets import get_preset
+    from gid.stages.cmd_train import motion_train_config
+
+    tiny = get_preset("tiny").train
+    for task in ("vae", "motion", "motion_stage2"):
+        cfg = motion_train_config("tiny", task, False)
+        for name, value in tiny[task].items():
+            expected = min(value, os.cpu_count() or 1) if name == "threads_per_worker" else value
+            assert getattr(cfg, name) == expected, (task, name)
+    assert motion_train_config("tiny", "motion", False).ema_decay == 0.995
+    cfg = motion_train_config("tiny", "vae", False, max_steps=7, seed=3)
+    assert (cfg.max_steps, cfg.seed, cfg.learning_rate) == (7, 3, tiny["vae"]["learning_rate"])
+    assert motion_train_config("tiny", "vae", True).threads_per_worker is None  # on GPUs Ray decides
+
+
+def test_a_bundle_of_other_data_is_refused_naming_both_values(tmp_path):
+    """Training into a bundle made for another K, T or size stops before any work, naming both values;
+    so does loading a bundle whose frequency scales disagree with its U-Net."""
+    import json
+
+    from gid.pipeline import GIDPipeline
+    from gid.testing.bundles import write_random_bundle
+
+    data = _write_clips(tmp_path / "d", 2)  # T = 150, K = 16, 64x48
+
+    def index_with(bundle, **changes):
+        index = json.loads((bundle / "model_index.json").read_text())
+        (bundle / "model_index.json").write_text(json.dumps({**index, **changes}))
+
+    def unet_with(bundle, **changes):
+        config = json.loads((bundle / "unet" / "config.json").read_text())
+        (bundle / "unet" / "config.json").write_text(json.dumps({**config, **changes}))
+
+    for key, change, shown in (("num_frames", lambda b: index_with(b, num_frames=60), "num_frames = 60"),
+                               ("num_freqs", lambda b: index_with(b, freq_scales=[1.0] * 8), "num_freqs = 8"),
+                               ("size", lambda b: unet_with(b, sample_size=[8, 8]), "size = [32, 32]")):
+        bundle = write_random_bundle(tmp_path / f"b_{key}", num_frames=150)
+        change(bundle)
+        with pytest.raises(ValueError, match="the data") as err:
+            VAETask(data, bundle)
+        assert shown in str(err.value) and str(data) in str(err.value)
+    bundle = write_random_bundle(tmp_path / "random", num_frames=30)
+    index_with(bundle, freq_scales=[1.0] * 8)
+    with pytest.raises(ValueError, match="8 frequency scales for a model with K = 16"):
+        GIDPipeline.from_pretrained(bundle)
+
+
+@pytest.mark.parametrize("steps, guidance, message", [(0, 0.0, "DDIM steps out of range"),
+                                                       (1001, 0.0, "DDIM steps out of range"),
+                                                       (25, -0.5, "guidance weight out of range"),
+                                                       (25, float("nan"), "guidance weight out of range")])
+def test_sampling_settings_out_of_range_are_refused(steps, guidance, message):
+    from gid.pipeline.sampling import SAMPLING, SamplingConfig, check_sampling
+    from gid.stages.render import RenderConfig
+
+    check_sampling(SAMPLING.num_inference_steps, SAMPLING.guidance_scale)
+    for make in (lambda: check_sampling(steps, guidance), lambda: SamplingConfig(steps, guidance),
+                 lambda: RenderConfig(spectral=True, num_inference_steps=steps, guidance_scale=guidance)):
+        with pytest.raises(ValueError, match=message):
+            make()
+
+
+def test_render_cli_reports_bad_guidance_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "gid.stages.cli", "render", str(tmp_path), "--spectral", "--out",
+                          str(tmp_path / "o"), "--guidance-scale", "-1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith("gid: error: guidance weight out of range (w = -1.0)")

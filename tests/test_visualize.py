@@ -19,9 +19,9 @@ def test_amplitude_maps_put_each_frequency_in_its_column(tmp_path):
     from PIL import Image
 
     volume = np.zeros((1, 16, 4, 24, 32))
-    volume[0, 4, 0, 6:12, 20:28] = 3.0  # Re(S_x) of bin 4: amplitude 3 px there
+    volume[0, 4, 0, 6:12, 20:28] = 90.0  # Re(S_x) of bin 4 at T = 60: amplitude 2/60 · 90 = 3 px there
     freqs = np.arange(16) * 0.2
-    path = plot_amplitude_maps(tmp_path / "maps.png", {"data": volume}, freqs, "one block at k=4")
+    path = plot_amplitude_maps(tmp_path / "maps.png", {"data": volume}, 60, freqs, "one block at k=4")
     rgb = np.asarray(Image.open(path).convert("RGB"), dtype=int)
     # magma's top colour is a pale yellow (252, 253, 191): bright, but unlike the white page not blue
     hot = (rgb[..., 0] > 230) & (rgb[..., 1] > 230) & (rgb[..., 2] < 215)
@@ -33,7 +33,7 @@ def test_amplitude_maps_reject_mismatched_inputs(tmp_path):
     freqs = np.arange(16) * 0.2
     with pytest.raises(ValueError, match="one shape"):
         plot_amplitude_maps(tmp_path / "a.png", {"data": np.zeros((2, 16, 4, 8, 8)),
-                                                 "sampled": np.zeros((1, 16, 4, 8, 8))}, freqs, "t")
+                                                 "sampled": np.zeros((1, 16, 4, 8, 8))}, 60, freqs, "t")
     with pytest.raises(ValueError, match="images must be"):
-        plot_amplitude_maps(tmp_path / "a.png", {"data": np.zeros((2, 16, 4, 8, 8))}, freqs, "t",
+        plot_amplitude_maps(tmp_path / "a.png", {"data": np.zeros((2, 16, 4, 8, 8))}, 60, freqs, "t",
                             images=np.zeros((2, 3, 4, 4)))
