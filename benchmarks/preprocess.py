@@ -12,8 +12,8 @@ Makes synthetic videos once (kept in --work), then measures in the same run:
 2. one process, no Ray, the exact work of a Ray worker (``process_source`` per video: decode, flow,
    quality, spectral volume, Arrow-tensor Parquet shards) — the reference rate;
 3. `gid preprocess` as its own driver process on a local Ray of 2 CPUs (started here, so Ray start-up is
-   excluded) with 1 and 2 source actors: clips/s, ratio to (2), driver CPU time per clip and the
-   driver's peak resident memory (``getrusage`` of the child).
+   excluded) with 1 and 2 source actors: clips/s, ratio to (2), driver CPU time per clip
+   (``wait4`` rusage of the child) and the driver's peak resident memory (``VmHWM``, polled).
 
 ``--driver-clips N …`` instead runs (3) with 2 actors on small clips (T = 30 at 64×48, stride 5,
 videos of 120 frames: 19 clips each) for about N clips each, and prints the driver's CPU time per clip
@@ -46,7 +46,17 @@ def run_driver(args: list[str], address: str) -> dict[str, float]:
     command = [sys.executable, "-m", "gid.stages.cli", "preprocess", *args, "--address", address, "--quiet"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak = 0  # VmHWM: the high-water mark of this exec'ed image (ru_maxrss would include the forked parent's)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                text = Path(f"/proc/{proc.pid}/status").read_text()
+                peak = max(peak, int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)))
+            except (OSError, AttributeError):
+                pass
+            time.sleep(0.1)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -55,7 +65,7 @@ def run_driver(args: list[str], address: str) -> dict[str, float]:
     clips = int(re.search(r"clips: (\d+) written, (\d+) filtered", stdout).group(1))
     filtered = int(re.search(r"clips: \d+ written, (\d+) filtered", stdout).group(1))
     return {"clips": clips + filtered, "seconds": float(re.search(r"time: ([\d.]+) s", stdout).group(1)),
-            "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024}
+            "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": peak / 1024}
 
 
 def stage_by_stage(sources: list[str], cfg, work: Path) -> None:
