@@ -70,14 +70,26 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.animate import animate as run_animate, predict_spectral
         from gid.pipeline.images import fit_image, load_image
 
+        from gid.stages import validate
+
         if (model is None) == (spectral is None):
             raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
-        if frames < 2:
-            raise ValueError(f"--frames must be at least 2, got {frames}")
-        if fps <= 0:
-            raise ValueError(f"--fps must be positive, got {fps}")
-        if out.suffix.lower() != ".mp4":
-            raise ValueError(f"--out must end in .mp4, got {out}")
+        validate.at_least("--frames", frames, 2)
+        validate.positive("--fps", fps)
+        validate.at_least("--steps", steps, 1)
+        validate.at_least("--max-side", max_side, 16)
+        validate.at_least("--spectral-frames", spectral_frames, 2)
+        validate.output_file(out, "--out", (".mp4",))
+        validate.image_file(image)
+        if model is not None:
+            validate.bundle(model)
+        else:
+            shape = validate.npy_file(spectral, "--spectral", "a (K, 4, H, W) spectral volume")
+            if len(shape) != 4 or shape[1] != 4:
+                raise ValueError(f"a spectral volume must have shape (K, 4, H, W), got {shape} (--spectral {spectral}); "
+                                 "give one saved from a clip table or `gid synth`")
+        if renderer not in (None, "splat"):
+            validate.weights_folder(Path(renderer), "--renderer", "a trained renderer folder (BUNDLE/renderer)")
         photo = fit_image(load_image(image), max_side)
         frame_renderer = _load_renderer(renderer, model)
         if model is not None:

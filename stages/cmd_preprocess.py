@@ -33,10 +33,17 @@ def register(app: typer.Typer) -> None:
         Unusable files get a row in OUT/errors/ and the run goes on.
         """
         from gid.stages.preprocess import PreprocessConfig, run_preprocess
+        from gid.stages.validate import at_least, output_dir, reachable_address, video_inputs
 
         width, height = parse_size(size)
         cfg = PreprocessConfig(num_frames=frames, stride=stride, width=width, height=height, fps=fps,
                                num_freqs=num_freqs, flow=flow, target_frames=target_frames)
+        at_least("--workers", workers, 0)
+        at_least("--num-cpus", num_cpus, 1)
+        at_least("--num-gpus", num_gpus, 0)
+        video_inputs(inputs)
+        output_dir(out, "--out")
+        reachable_address(address)
         summary = run_preprocess(inputs, out, cfg, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus,
                                  address=address, progress=not quiet)
         for line in summary.lines(out):

@@ -212,9 +212,27 @@ class MotionTask(_ClipTask):
             if not (Path(bundle) / part / "config.json").is_file():
                 raise FileNotFoundError(f"{bundle}/{part}: missing; run `gid train "
                                         f"{'vae' if part == 'vae' else 'motion --stage 1'} --out {bundle}` first")
+        self._check_bundle_agrees(Path(bundle))
         self.stage, self.slices_per_clip = stage, min(slices_per_clip, self.info["num_freqs"])
         self.name = "motion" if stage == 1 else "motion_stage2"
         self.latent_factor = 2 ** (len(self.preset.vae["block_out_channels"]) - 1)
+
+    def _check_bundle_agrees(self, bundle: Path) -> None:
+        """The bundle's T, K and size (from `gid train vae` on some clip table) are this clip table's."""
+        import json
+
+        info_path = bundle / "bundle.json"
+        if not info_path.is_file():
+            return
+        info = json.loads(info_path.read_text())
+        ours = {"num_frames": self.info["num_frames"], "num_freqs": self.info["num_freqs"],
+                "size": [self.info["width"], self.info["height"]]}
+        for key, value in ours.items():
+            if key in info and info[key] != value:
+                name = {"num_frames": "T", "num_freqs": "K", "size": "size"}[key]
+                raise ValueError(f"the clip table has {name} = {value} but the bundle's VAE was trained with "
+                                 f"{name} = {info[key]} (--data {self.data}, --out {bundle}); train motion on the "
+                                 "clip table the VAE was trained on, or train a new bundle")
 
     def config_dict(self) -> dict[str, Any]:
         return {"preset": self.preset.name, "unet": self.preset.unet, "stage": self.stage,

@@ -146,11 +146,36 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "lr_scheduler.pt", STATE_FILE)
+
+
+def _complete(folder: Path) -> bool:
+    """Every file of a checkpoint is there and its safetensors are whole (a kill can cut an upload short)."""
+    from gid.stages.validate import safetensors_file
+
+    if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        for name in CHECKPOINT_FILES[:2]:
+            safetensors_file(folder / name, "checkpoint")
+        json.loads((folder / STATE_FILE).read_text())["step"]
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint folder with the highest step under a Ray Train run folder, or None."""
+    """The complete checkpoint folder with the highest step under a Ray Train run folder, or None.
+
+    Read from disk, not from Ray Train's registry: a worker killed right after a checkpoint was written
+    can take its report with it before the controller registers it, and Ray Train would then restart
+    from an older checkpoint (and redo steps whose metrics MLflow already has).
+    """
     run_dir = Path(run_dir)
     best, best_step = None, -1
     for state_path in run_dir.glob(f"checkpoint_*/{STATE_FILE}"):
+        if not _complete(state_path.parent):
+            continue
         step = json.loads(state_path.read_text())["step"]
         if step > best_step:
             best, best_step = state_path.parent, step
@@ -274,7 +299,7 @@ def _train_steps(loop_config: dict[str, Any]) -> None:
     task.setup(device)
     model = task.build_model().to(device)
     state = {"step": 0, "nan_steps": 0, "mlflow_run_id": None, "task_config": _jsonable(task.config_dict())}
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = latest_checkpoint(loop_config["run_dir"])  # on disk: see latest_checkpoint
     if checkpoint is None:
         task.init_model(model, device)
     ema = _EMA(model, cfg.ema_decay)
@@ -284,12 +309,12 @@ def _train_steps(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         from safetensors.torch import load_file
 
-        with checkpoint.as_directory() as folder:
-            state = check_compatible(Path(folder), state["task_config"])
-            model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
-            ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
-            optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
-            lr_scheduler.load_state_dict(torch.load(os.path.join(folder, "lr_scheduler.pt"), weights_only=True))
+        folder = str(checkpoint)
+        state = check_compatible(checkpoint, state["task_config"])
+        model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+        ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
+        optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
+        lr_scheduler.load_state_dict(torch.load(os.path.join(folder, "lr_scheduler.pt"), weights_only=True))
     start_step = state["step"]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model = ray.train.torch.prepare_model(model)
@@ -426,16 +451,6 @@ def _expected_output_bytes(task: TrainingTask) -> int:
     return params * (2 * 4 + 1)
 
 
-def check_free_disk(folder: Path, need: int, what: str, option: str) -> None:
-    """ValueError if the disk of ``folder`` has less than ``need`` bytes free (plus 1 % slack)."""
-    import shutil
-
-    free = shutil.disk_usage(folder).free
-    if free < need * 1.01:
-        raise ValueError(f"{what} need about {need / 2**20:.0f} MiB, but only {free / 2**20:.0f} MiB are free "
-                         f"({option} {folder}); free some disk space or choose another {option}")
-
-
 def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     """Train ``task`` with Ray Train into ``out`` (checkpoints in ``out/checkpoints/<task.name>``).
 
@@ -448,8 +463,9 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from gid.stages.ray_runtime import init_ray
+    from gid.stages.validate import free_disk, output_dir
 
-    out = Path(out).resolve()
+    out = output_dir(Path(out).resolve(), "--out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -459,7 +475,7 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     if previous is not None:
         check_compatible(previous, task.config_dict())
     check_data_size(task, cfg)
-    check_free_disk(out, _expected_output_bytes(task), "the checkpoints and the trained model", "--out")
+    free_disk(out, _expected_output_bytes(task), "the checkpoints and the trained model", "--out")
     user_error_file = storage / task.name / USER_ERROR_FILE
     user_error_file.parent.mkdir(parents=True, exist_ok=True)
     user_error_file.unlink(missing_ok=True)
@@ -474,7 +490,7 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"task": task, "train": cfg, "mlflow_uri": uri, "experiment_id": experiment_id,
-                           "user_error_file": str(user_error_file)},
+                           "user_error_file": str(user_error_file), "run_dir": str(storage / task.name)},
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
         run_config=ray.train.RunConfig(

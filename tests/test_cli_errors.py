@@ -85,7 +85,7 @@ CASES = [
     ("synth {o} --num-freqs 0", "--num-freqs"),
     ("synth {w}/file.txt/o", "file.txt"),
     ("synth /proc/gid-out", "/proc/gid-out"),
-    ("synth", "OUT"),
+    ("synth", "out"),
     # gid preview
     ("preview {w}/missing --out {o}", "missing"),
     ("preview {w}/empty --out {o}", "empty"),
