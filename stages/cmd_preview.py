@@ -25,9 +25,8 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.spectral import frequencies_hz
         from gid.pipeline.visualize import contact_sheet, flow_to_color, mean_amplitude, plot_spectra
 
-        from gid.stages.validate import at_least, input_dir, output_dir
+        from gid.stages.validate import at_least, output_dir
 
-        input_dir(data, "DATA", "a folder written by `gid synth`")
         manifest_path = data / "manifest.parquet"
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{manifest_path}: not a `gid synth` folder (no manifest.parquet) (DATA {data}); "

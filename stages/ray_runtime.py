@@ -152,8 +152,12 @@ PLACEMENT_GROUP_CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.pl
 
 
 def quiet_state_api_warnings() -> None:
-    """Worker setup hook of a local Ray: drop the placement-group cleaner's warnings (module docstring)."""
+    """Worker setup hook of a local Ray: drop the placement-group cleaner's warnings (module docstring),
+    and Ray Train's and Ray Data's INFO lines ("Reporting training result", "Dataset … finished"), which
+    a training run's workers would otherwise forward to the terminal beside gid's progress bar."""
     logging.getLogger(PLACEMENT_GROUP_CLEANER_LOGGER).setLevel(logging.ERROR)
+    for name in ("ray.train", "ray.data"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,

@@ -482,6 +482,9 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     # Joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session. Before
     # task.dataset(): Ray Data's readers would otherwise start a default Ray without these settings.
     init_ray(log_to_driver=True)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the workers show one bar: train steps
     dataset = task.dataset()
     if cfg.cache_data:
         dataset = dataset.materialize()
