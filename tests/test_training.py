@@ -103,9 +103,11 @@ def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
     checkpoint and ends at 60, with the optimizer and the learning-rate schedule where the checkpoint left
     them, and every logged step in MLflow exactly once.
 
-    Tried broken: logging metrics to MLflow at once instead of after their checkpoint (the `unlogged`
-    queue in _train_loop) fails here: the loss history reads [10, 20, 30, 30, 40, 50, 60]... with step 30
-    twice; and --max-failures 0 fails here with the killed worker's error."""
+    Tried broken: resuming from the checkpoint Ray Train registered (``ray.train.get_checkpoint()``, the
+    code before this drill used a SIGKILL) fails here: the killed worker took its step-25 report with it
+    before the controller registered the checkpoint, and the rerun started at step 0 (start_step 0, not
+    25), which would also log steps 10 and 20 to MLflow twice. gid now resumes from the newest complete
+    checkpoint on disk (training.latest_checkpoint)."""
     cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=0.5, lr_schedule="cosine", warmup_steps=5,
                       checkpoint_every=25, log_every=10, num_workers=2, max_failures=1, ema_decay=0.0,
                       shuffle_buffer=0)
