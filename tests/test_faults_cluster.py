@@ -151,8 +151,10 @@ def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_p
     """SIGKILL of the only render actor mid-run: Ray restarts it and retries its batch, so every video
     ends `ok`, written once.
 
-    Tried broken: the render actors with ``max_restarts=0, max_task_retries=0`` (stages/render.py) fail
-    here: the run ends with the killed actor's batch lost and the videos after it not rendered."""
+    Tried broken: the render actors with ``max_restarts=0, max_task_retries=0`` (passed to map_batches in
+    stages/render.py, overriding Ray Data's defaults) fail here: `gid render` ends with exit code 1 and
+    ``gid: error: Ray failed: ActorDiedError: The actor died unexpectedly before finishing this task.;
+    see Ray's log …``."""
     out = tmp_path / "render"
     proc = subprocess.Popen([sys.executable, "-m", "gid.stages.cli", "render", str(clip_table), "--spectral",
                              "--out", str(out), "--frames", "150", "--batch-size", "1", "--num-workers", "1",
