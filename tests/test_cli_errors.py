@@ -8,9 +8,10 @@ start-up); an unreachable ``--address`` runs as a real `gid` process, and the up
 `gid serve` goes through its web app. Each case has 60 s (pytest-timeout); the unreachable address
 has 30 s.
 
-Tried broken: with ``fit`` not checking data size before Ray, the ``batch > data`` case takes minutes
-and ends in Ray Train's traceback; with `main` not unwrapping click's usage errors, ``--size abc``
-style option errors print click's multi-line box; both fail here.
+Tried broken: run against the commands before the checks of stages/validate.py, most of the table
+failed here: a missing or junk video started Ray (60 s timeout, or exit 0 with an error row), a
+truncated bundle ended as a diffusers OSError (exit 1), `render --out FILE` rendered before failing
+and `synth --num-freqs 0` printed its progress bar first.
 """
 from __future__ import annotations
 
