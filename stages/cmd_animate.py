@@ -54,27 +54,32 @@ def register(app: typer.Typer) -> None:
         The output keeps the photo's aspect ratio (long side at most --max-side, even size);
         motion at any resolution is resized to it with its displacements rescaled.
         """
+        from gid.datasets.spectral_file import load_spectral
         from gid.datasets.video import write_gif, write_video
         from gid.pipeline.animate import animate as run_animate
         from gid.pipeline.images import fit_image, load_image
-        from gid.datasets.spectral_file import load_spectral
+        from gid.stages import validate
 
-        given = load_spectral(spectral) if spectral is not None and model is None else None
+        if (model is None) == (spectral is None):
+            raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
+        validate.output_file(out, "--out", (".mp4",))
+        validate.image_file(image)
+        if model is not None:
+            validate.bundle(model)
+        given = load_spectral(spectral) if spectral is not None else None
         if frames is None:
             frames = given.num_frames if given is not None and given.num_frames else 150
         if fps is None:
             fps = given.fps if given is not None and given.fps else 30.0
         if spectral_frames is None and given is not None:
             spectral_frames = given.num_frames
-        if (model is None) == (spectral is None):
-            raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
-        if frames < 2:
-            raise ValueError(f"--frames must be at least 2, got {frames}")
+        validate.at_least("--frames", frames, 2)
+        validate.positive("--fps", fps)
         check_sampling(steps, guidance)
-        if fps <= 0:
-            raise ValueError(f"--fps must be positive, got {fps}")
-        if out.suffix.lower() != ".mp4":
-            raise ValueError(f"--out must end in .mp4, got {out}")
+        validate.at_least("--max-side", max_side, 16)
+        validate.at_least("--spectral-frames", spectral_frames, 2)
+        if renderer not in (None, "splat"):
+            validate.weights_folder(Path(renderer), "--renderer", "a trained renderer folder (BUNDLE/renderer)")
         photo = fit_image(load_image(image), max_side)
         frame_renderer = _load_renderer(renderer, model)
         if model is not None:
@@ -86,8 +91,6 @@ def register(app: typer.Typer) -> None:
         else:
             volume = given.spectral
             if spectral_frames is not None:
-                if spectral_frames < 2:
-                    raise ValueError(f"--spectral-frames must be at least 2, got {spectral_frames}")
                 volume = volume * (frames / spectral_frames)
         video = run_animate(photo, volume, frames, amplify, frame_renderer, show_motion)
         write_video(out, video, fps)

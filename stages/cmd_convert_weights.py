@@ -19,6 +19,12 @@ def register(app: typer.Typer) -> None:
         `gid eval --inception/--i3d/--dt-i3d`.
         """
         from gid.pipeline.feature_nets import convert_checkpoint
+        from gid.stages import validate
+
+        if kind not in ("inception", "i3d"):
+            raise ValueError(f"--kind must be inception or i3d (--kind {kind}); say which network SOURCE is for")
+        validate.input_file(source, "SOURCE", "a PyTorch checkpoint (.pth/.pt)")
+        validate.output_dir(out, "OUT")
 
         convert_checkpoint(source, out, kind)
         typer.echo(f"wrote {out} ({kind})")

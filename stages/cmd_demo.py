@@ -15,5 +15,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the whole pipeline on synthetic data it generates itself, and show where the results are."""
         from gid.stages.demo import DemoConfig, run_demo
+        from gid.stages.validate import at_least, output_dir
+
+        at_least("--num-videos", num_videos, 1)
+        output_dir(out, "--out")
 
         run_demo(DemoConfig(out=out, num_videos=num_videos, seed=seed))

@@ -41,7 +41,21 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.video_evaluation import EvalConfig
         from gid.stages.evaluate import evaluate
 
-        crop_w, crop_h = parse_size(crop)
+        from gid.stages import validate
+
+        crop_w, crop_h = parse_size(crop, "--crop")
+        validate.input_dir(real, "--real", "a folder of real videos")
+        validate.input_dir(fake, "--fake", "a folder of generated videos")
+        for name, weights in (("--inception", inception), ("--i3d", i3d), ("--dt-i3d", dt_i3d)):
+            if weights is not None and weights.is_dir():
+                validate.weights_folder(weights, name, "a save_pretrained folder or .safetensors file")
+            elif weights is not None:
+                validate.safetensors_file(validate.input_file(weights, name, "weights"), name)
+        for name, value, minimum in (("--frame-stride", frame_stride, 1), ("--max-frames", max_frames, 2),
+                                     ("--kid-subsets", kid_subsets, 1), ("--kid-subset-size", kid_subset_size, 2),
+                                     ("--batch-size", batch_size, 1), ("--ray-min-videos", ray_min_videos, 1)):
+            validate.at_least(name, value, minimum)
+        validate.output_dir(out, "--out")
         cfg = EvalConfig(
             real=real, fake=fake, out=out, inception=inception, i3d=i3d, dt_i3d=dt_i3d, gt=gt,
             crop_width=crop_w, crop_height=crop_h, frame_stride=frame_stride, max_frames=max_frames, flow=flow,

@@ -49,7 +49,21 @@ def register(app: typer.Typer) -> None:
         force is projected onto the modes, each mode rings as a damped oscillator and the photo is
         warped by the summed displacement.
         """
+        from gid.stages import validate
         from gid.stages.interact import InteractConfig, interact as run
+
+        validate.at_least("--frames", frames, 2)
+        validate.positive("--fps", fps)
+        validate.at_least("--steps", steps, 1)
+        validate.at_least("--max-side", max_side, 16)
+        validate.output_file(out, "--out", (".mp4",))
+        validate.image_file(image)
+        if model is not None:
+            validate.bundle(model)
+        if spectral is not None and spectral.suffix.lower() == ".npy":
+            validate.npy_file(spectral, "--spectral", "a (K, 4, H, W) spectral volume")
+        if renderer != "splat":
+            validate.weights_folder(Path(renderer), "--renderer", "a trained renderer folder (BUNDLE/renderer)")
 
         cfg = InteractConfig(
             image=image, out=out, point=parse_pair(point, "--point"),

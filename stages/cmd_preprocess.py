@@ -36,13 +36,23 @@ def register(app: typer.Typer) -> None:
         a --manifest of millions of sources is streamed, never listed in this process.
         """
         from gid.stages.preprocess import PreprocessConfig, run_preprocess
+        from gid.stages.validate import at_least, input_file, output_dir, reachable_address, video_inputs
 
         width, height = parse_size(size)
         cfg = PreprocessConfig(num_frames=frames, stride=stride, width=width, height=height, fps=fps,
                                num_freqs=num_freqs, flow=flow, target_frames=target_frames)
+        at_least("--workers", workers, 0)
+        at_least("--num-cpus", num_cpus, 1)
+        at_least("--num-gpus", num_gpus, 0)
         if not inputs and manifest is None:
             raise ValueError("no videos given; name files, folders, globs or lists, or give --manifest FILE.parquet")
-        summary = run_preprocess(inputs or [], out, cfg, manifest=str(manifest) if manifest else None, workers=workers, num_cpus=num_cpus, num_gpus=num_gpus,
+        video_inputs(inputs or [])
+        if manifest is not None:
+            input_file(manifest, "--manifest", "a Parquet file with a `source` column")
+        output_dir(out, "--out")
+        reachable_address(address)
+        summary = run_preprocess(inputs or [], out, cfg, manifest=str(manifest) if manifest else None, workers=workers,
+                                 num_cpus=num_cpus, num_gpus=num_gpus,
                                  address=address, progress=not quiet)
         for line in summary.lines(out):
             typer.echo(line)

@@ -25,9 +25,14 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.spectral import frequencies_hz
         from gid.pipeline.visualize import contact_sheet, flow_to_color, mean_amplitude, plot_spectra
 
+        from gid.stages.validate import at_least, output_dir
+
         manifest_path = data / "manifest.parquet"
         if not manifest_path.is_file():
-            raise FileNotFoundError(f"{manifest_path}: not a `gid synth` folder (no manifest.parquet)")
+            raise FileNotFoundError(f"{manifest_path}: not a `gid synth` folder (no manifest.parquet) (DATA {data}); "
+                                    "give a folder written by `gid synth`")
+        at_least("--max-videos", max_videos, 1)
+        output_dir(out, "--out")
         rows = pq.read_table(manifest_path).to_pylist()
         out.mkdir(parents=True, exist_ok=True)
         truths = [load_ground_truth(inside(data, row["gt"])) for row in rows[:max_videos]]

@@ -32,8 +32,13 @@ def register(app: typer.Typer) -> None:
         """
         from gid.datasets.synthetic import SynthConfig, write_dataset
 
+        from gid.stages.validate import at_least, output_dir
+
         width, height = parse_size(size)
         config = SynthConfig(num_frames=frames, fps=fps, width=width, height=height, num_freqs=num_freqs)
+        at_least("--num-videos", num_videos, 1)
+        at_least("--num-freqs", num_freqs, 1)
+        output_dir(out, "OUT")
         manifest = write_dataset(out, num_videos, config, seed=seed, crf=crf)
         typer.echo(f"wrote {len(manifest)} videos to {out} (manifest: {out / 'manifest.parquet'})")
         if clips:

@@ -37,6 +37,10 @@ def register(app: typer.Typer) -> None:
         from gid.stages.train_renderer import RendererTask
         from gid.stages.training import fit
 
+        from gid.stages.validate import at_least, clip_table
+
+        clip_table(data)
+        at_least("--max-pairs", max_pairs, 1)
         loss = RenderLossConfig(focus=focus, vgg_path=str(vgg) if vgg else None)
         task = RendererTask(data, config, loss, max_pairs=max_pairs)
         cfg = train_config(max_steps, batch_size, learning_rate, checkpoint_every, log_every, num_workers, use_gpu,

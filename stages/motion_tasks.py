@@ -104,6 +104,9 @@ class _ClipTask(TrainingTask):
             raise ValueError(f"{data}: clips are {self.info['width']}x{self.info['height']}, but preset "
                              f"{self.preset.name} needs width and height divisible by {m}")
 
+    def data_size(self) -> tuple[int, str]:
+        return self.info["num_clips"], f"--data {self.data}"
+
     def dataset(self):
         import ray.data
 

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
     """'256x160' → (256, 160): width then height, as the paper writes its resolution."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--size must look like WIDTHxHEIGHT, e.g. 256x160; got {text!r}") from None
+        raise ValueError(f"{name} must look like WIDTHxHEIGHT, e.g. 256x160; got {text!r}") from None
     if width <= 0 or height <= 0:
-        raise ValueError(f"--size must be positive, got {text!r}")
+        raise ValueError(f"{name} must be positive, got {text!r}")
     return width, height
 
 

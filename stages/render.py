@@ -488,6 +488,8 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
                             fn_kwargs={"image_column": cfg.image_column, "spectral": cfg.spectral, "max_side": cfg.max_side,
                                        "num_frames": cfg.frames})
         cfg_dict = {**asdict(cfg), "model": cfg.model and str(cfg.model), "out": str(out)}
+        # A render actor that dies (a killed process, a lost node) is restarted and its batch retried: Ray
+        # Data's actor-pool defaults (max_restarts=-1, max_task_retries=-1); the fault drill checks them.
         ds = ds.map_batches(MotionRenderer, fn_constructor_kwargs={"cfg": cfg_dict}, batch_size=cfg.batch_size,
                             batch_format="numpy", num_gpus=1 if use_gpu else 0, num_cpus=1,
                             compute=ray.data.ActorPoolStrategy(size=cfg.num_gpus if use_gpu else cfg.num_workers))

@@ -41,6 +41,23 @@ class RendererTask(TrainingTask):
         self._loss = None
         self._preview: dict[str, np.ndarray] | None = None
 
+    def data_size(self) -> tuple[int, str]:
+        """Pairs = target frames over all clips (counted from the ``target_t`` column alone)."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from gid.datasets.clips import shard_paths
+        from gid.datasets.render_pairs import TARGET_COLUMNS
+
+        paths = shard_paths(self.data_dir)
+        missing = [c for c in TARGET_COLUMNS if c not in pq.read_schema(paths[0]).names]
+        if missing:
+            raise ValueError(f"the clip table has no {', '.join(missing)} columns (--data {self.data_dir}); "
+                             "renderer training needs target frames: rerun `gid preprocess ... --target-frames 8`")
+        pairs = sum(int(pc.sum(pc.list_value_length(pq.read_table(p, columns=["target_t"]).column(0))).as_py() or 0)
+                    for p in paths)
+        return (min(pairs, self.max_pairs) if self.max_pairs else pairs), f"--data {self.data_dir}"
+
     def config_dict(self) -> dict:
         from gid.pipeline.renderer import PRESETS
 

@@ -15,6 +15,10 @@ runs it on ``num_workers`` Ray Train workers (gloo on CPU, nccl on GPUs) with
   optimizer state, step, the task's config); Ray Train's ``FailureConfig`` restarts failed workers
   from the last one, and running the same command again resumes from it (a checkpoint written by
   another config is refused);
+- no retries for deterministic errors: a user error (``ValueError``, ``FileNotFoundError``, …) in a
+  worker ends the run at once, every worker agreeing on it before the next collective, and :func:`fit`
+  raises it in the driver as it was (``FailureConfig`` restarts only processes that died). What can be
+  known before Ray starts (data size against batch × workers, free disk) is checked before Ray starts;
 - MLflow tracking (experiment ``gid-<task>``): the config as params, losses per ``log_every`` steps,
   the task's pictures and the final model as artifacts; the default store is the sqlite file
   ``OUT/mlflow.db`` with artifacts in ``OUT/mlartifacts``.
@@ -32,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 STATE_FILE = "train_state.json"
+USER_ERROR_FILE = "user_error.txt"  # written by a worker whose run ended on a user error, read by fit()
+# Exceptions that are the user's to fix and that a restart would only repeat.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 LR_SCHEDULES = ("constant", "cosine", "linear")  # diffusers.optimization.get_scheduler names, all with warmup
 
 
@@ -111,6 +118,11 @@ class TrainingTask:
         """Write the final model under ``out`` (e.g. ``out/vae`` with save_pretrained); return the folder."""
         raise TypeError(f"{type(self).__name__} must define save()")
 
+    def data_size(self) -> tuple[int, str] | None:
+        """``(number of training examples, where they are)`` if known without Ray, checked against
+        batch × workers before Ray starts; default: None (not known)."""
+        return None
+
     def setup(self, device) -> None:
         """Load frozen helpers (e.g. a trained VAE) on a worker before training; default: nothing."""
 
@@ -141,11 +153,36 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(data, default=str))
 
 
+CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "lr_scheduler.pt", STATE_FILE)
+
+
+def _complete(folder: Path) -> bool:
+    """Every file of a checkpoint is there and its safetensors are whole (a kill can cut an upload short)."""
+    from gid.stages.validate import safetensors_file
+
+    if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
+        return False
+    try:
+        for name in CHECKPOINT_FILES[:2]:
+            safetensors_file(folder / name, "checkpoint")
+        json.loads((folder / STATE_FILE).read_text())["step"]
+    except (ValueError, KeyError):
+        return False
+    return True
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint folder with the highest step under a Ray Train run folder, or None."""
+    """The complete checkpoint folder with the highest step under a Ray Train run folder, or None.
+
+    Read from disk, not from Ray Train's registry: a worker killed right after a checkpoint was written
+    can take its report with it before the controller registers it, and Ray Train would then restart
+    from an older checkpoint (and redo steps whose metrics MLflow already has).
+    """
     run_dir = Path(run_dir)
     best, best_step = None, -1
     for state_path in run_dir.glob(f"checkpoint_*/{STATE_FILE}"):
+        if not _complete(state_path.parent):
+            continue
         step = json.loads(state_path.read_text())["step"]
         if step > best_step:
             best, best_step = state_path.parent, step
@@ -251,8 +288,28 @@ def _mlflow_experiment(uri: str, task_name: str, out: Path) -> str:
     return mlflow.create_experiment(name, artifact_location=(out / "mlartifacts" / task_name).as_uri())
 
 
+def _any_rank(flag: bool, device) -> bool:
+    """True on every worker if ``flag`` is True on any (a no-op with one worker)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
 def _train_loop(loop_config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker."""
+    """Runs on every Ray Train worker; a user error ends the run without a retry (module docstring)."""
+    try:
+        _train_steps(loop_config)
+    except USER_ERRORS as err:
+        # Returning (not raising) keeps FailureConfig from restarting the workers for the same error.
+        Path(loop_config["user_error_file"]).write_text(f"{err}")
+
+
+def _train_steps(loop_config: dict[str, Any]) -> None:
     import mlflow
     import ray.train
     import ray.train.torch
@@ -271,7 +328,7 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     task.setup(device)
     model = task.build_model().to(device)
     state = {"step": 0, "nan_steps": 0, "mlflow_run_id": None, "task_config": _jsonable(task.config_dict())}
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = latest_checkpoint(loop_config["run_dir"])  # on disk: see latest_checkpoint
     if checkpoint is None:
         task.init_model(model, device)
     ema = _EMA(model, cfg.ema_decay)
@@ -281,12 +338,12 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         from safetensors.torch import load_file
 
-        with checkpoint.as_directory() as folder:
-            state = check_compatible(Path(folder), state["task_config"])
-            model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
-            ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
-            optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
-            lr_scheduler.load_state_dict(torch.load(os.path.join(folder, "lr_scheduler.pt"), weights_only=True))
+        folder = str(checkpoint)
+        state = check_compatible(checkpoint, state["task_config"])
+        model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+        ema.shadow = {k: v.to(device) for k, v in load_file(os.path.join(folder, "ema.safetensors")).items()}
+        optimizer.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), map_location=device, weights_only=True))
+        lr_scheduler.load_state_dict(torch.load(os.path.join(folder, "lr_scheduler.pt"), weights_only=True))
     start_step = state["step"]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model = ray.train.torch.prepare_model(model)
@@ -326,10 +383,19 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
     consecutive_bad, step, tic, cpu_start = 0, start_step, time.perf_counter(), time.process_time()
     data = batches()
     while step < cfg.max_steps:
-        batch = next(data)
         model.train()
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
-            loss, parts = task.loss(model, batch, step)
+        failed = None
+        try:
+            batch = next(data)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, parts = task.loss(model, batch, step)
+        except USER_ERRORS as err:
+            failed = err
+        # All workers learn of a user error before backward's all-reduce, so none waits for one that stopped.
+        if _any_rank(failed is not None, device):
+            if failed is not None:
+                raise failed
+            return
         optimizer.zero_grad(set_to_none=True)
         finite = bool(torch.isfinite(loss))
         if finite:
@@ -399,6 +465,25 @@ class FitResult:
     mlflow_run_id: str
 
 
+def check_data_size(task: TrainingTask, cfg: TrainConfig) -> None:
+    """ValueError if each of ``num_workers`` workers would get fewer examples than ``batch_size``."""
+    size = task.data_size()
+    if size is None:
+        return
+    count, where = size
+    per_worker = count // cfg.num_workers
+    if per_worker < cfg.batch_size:
+        hint = (f"use --batch-size {per_worker} or less" if per_worker >= 1 else "use fewer --num-workers")
+        raise ValueError(f"{count} training examples give each of the {cfg.num_workers} worker(s) {per_worker}, "
+                         f"fewer than --batch-size {cfg.batch_size} ({where}); {hint}, or give more data")
+
+
+def _expected_output_bytes(task: TrainingTask) -> int:
+    """Disk a run needs: 2 kept checkpoints of weights, EMA and AdamW's 2 moments, plus the final model."""
+    params = sum(p.numel() * p.element_size() for p in task.build_model().parameters())
+    return params * (2 * 4 + 1)
+
+
 def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     """Train ``task`` with Ray Train into ``out`` (checkpoints in ``out/checkpoints/<task.name>``).
 
@@ -411,8 +496,9 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     from gid.stages.ray_runtime import init_ray
+    from gid.stages.validate import free_disk, output_dir
 
-    out = Path(out).resolve()
+    out = output_dir(Path(out).resolve(), "--out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -421,9 +507,17 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     previous = latest_checkpoint(storage / task.name)
     if previous is not None:
         check_compatible(previous, task.config_dict())
+    check_data_size(task, cfg)
+    free_disk(out, _expected_output_bytes(task), "the checkpoints and the trained model", "--out")
+    user_error_file = storage / task.name / USER_ERROR_FILE
+    user_error_file.parent.mkdir(parents=True, exist_ok=True)
+    user_error_file.unlink(missing_ok=True)
     # Joins $RAY_ADDRESS if set, else a local Ray with disk spilling; reuses a running session. Before
     # task.dataset(): Ray Data's readers would otherwise start a default Ray without these settings.
     init_ray(log_to_driver=True)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the workers show one bar: train steps
     dataset = task.dataset()
     in_memory = False
     if cfg.cache_data:
@@ -435,7 +529,8 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={"task": task, "train": cfg, "mlflow_uri": uri, "experiment_id": experiment_id,
-                           "in_memory": in_memory},
+                           "in_memory": in_memory,
+                           "user_error_file": str(user_error_file), "run_dir": str(storage / task.name)},
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu),
         run_config=ray.train.RunConfig(
@@ -446,6 +541,10 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
         datasets={"train": dataset},
     )
     result = trainer.fit()
+    if user_error_file.is_file():
+        message = user_error_file.read_text()
+        user_error_file.unlink()
+        raise ValueError(message)
     last = latest_checkpoint(storage / task.name)
     if last is None:
         raise RuntimeError(f"training of {task.name} finished without a checkpoint in {storage}")

@@ -150,6 +150,13 @@ def clip_table(tmp_path_factory):
 
 
 def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_path):
+    """SIGKILL of the only render actor mid-run: Ray restarts it and retries its batch, so every video
+    ends `ok`, written once.
+
+    Tried broken: the render actors with ``max_restarts=0, max_task_retries=0`` (passed to map_batches in
+    stages/render.py, overriding Ray Data's defaults) fail here: `gid render` ends with exit code 1 and
+    ``gid: error: Ray failed: ActorDiedError: The actor died unexpectedly before finishing this task.;
+    see Ray's log …``."""
     out = tmp_path / "render"
     proc = subprocess.Popen([sys.executable, "-m", "gid.stages.cli", "render", str(clip_table), "--spectral",
                              "--out", str(out), "--frames", "150", "--batch-size", "1", "--num-workers", "1",
@@ -166,12 +173,10 @@ def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_p
     manifest = pq.read_table(out / "manifest.parquet").to_pylist()
     sources = [row["source"] for row in manifest]
     assert sorted(sources) == sorted(f"{clip_table}#{i}" for i in range(8)), "every video listed exactly once"
-    errors = pq.read_table(out / "errors").to_pylist() if (out / "errors").is_dir() and list((out / "errors").iterdir()) else []
+    assert [row["status"] for row in manifest] == ["ok"] * 8, manifest
+    assert not (out / "errors").is_dir() or not list((out / "errors").iterdir()), "no error rows"
     for row in manifest:
-        if row["status"] == "ok":
-            assert (out / row["video"]).is_file()
-        else:
-            assert row["source"] in {e["source"] for e in errors}
+        assert (out / row["video"]).is_file()
     videos = sorted(p.name for p in (out / "videos").iterdir())
     assert videos == sorted(Path(r["video"]).name for r in manifest if r["status"] == "ok"), "no extra or partial videos"
     assert "rendered" in output

@@ -11,6 +11,7 @@ from gid.pipeline.render import motion_metric, splat_metric
 from gid.pipeline.render_losses import RenderLoss, RenderLossConfig
 
 CFG = SynthConfig(num_frames=24, width=64, height=48)
+MARGIN_DB = 0.1  # trained renderer over splat, PSNR on changed pixels (measured +0.28 dB at this budget)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +57,16 @@ def test_loss_is_zero_only_for_the_target():
 @pytest.mark.ray
 def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tmp_path):
     """`fit` trains the renderer into OUT/renderer (with an MLflow picture); on held-out clips (never
-    seen, exact motion) the trained renderer is closer to the real frames than the splat baseline
-    where the clip changes. Small budget for CI; docs/animate.md has the longer runs."""
+    seen, exact motion) the trained renderer beats the splat baseline by at least MARGIN_DB of PSNR
+    where the clip changes, and over the whole frame. Small budget for CI; docs/animate.md has the
+    longer runs.
+
+    Measured at this budget (40 steps): +0.28 dB on changed pixels (24.19 vs 23.91 dB), +0.25 dB over
+    whole frames; a refinement that does nothing would give the splat frame itself (+0 dB).
+    Tried broken: a renderer that ignores the flow (``flow = flow * 0`` first in FrameRenderer.forward)
+    fails here: 17.97 dB on changed pixels, 5.9 dB below splat. Not caught: warping only the feature
+    pyramid with zero flow (the splat base still moves) still reaches +0.27 dB, so at this budget the
+    gain comes from refining the splatted frame, not from the warped features."""
     from gid.testing.render_eval import compare_on_videos
     from gid.pipeline.renderer import FrameRenderer
     from gid.stages.train_renderer import RendererTask
@@ -71,7 +80,7 @@ def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tm
     renderer = FrameRenderer.from_pretrained(result.model_dir)
     held_out = [generate_video(1000, i, CFG) for i in range(2)]
     scores = compare_on_videos(held_out, renderer, [5, 10, 15, 20])
-    assert scores["renderer"]["psnr_changed"] > scores["splat"]["psnr_changed"], scores
-    assert scores["renderer"]["psnr"] > scores["splat"]["psnr"] - 0.05, scores
+    assert scores["renderer"]["psnr_changed"] >= scores["splat"]["psnr_changed"] + MARGIN_DB, scores
+    assert scores["renderer"]["psnr"] > scores["splat"]["psnr"], scores
     with pytest.raises(ValueError, match="--config must be one of"):
         RendererTask(pairs_dir, "huge")

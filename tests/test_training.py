@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -17,14 +19,22 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 class LineTask(TrainingTask):
     """Fit ``y = 3x − 1`` with one linear unit. ``nan_every``: every n-th row of the data is NaN.
 
-    ``crash_at``: the worker of rank 1 raises at that step once (a marker file remembers it), to
-    simulate a machine failing mid-training.
+    ``crash_at``: the worker process of rank 1 kills itself with SIGKILL at that step, once (a marker
+    file remembers it): a machine failing mid-training, not an exception. ``attempts``: a file that
+    gets one line per worker start (``setup``), to count how often Ray Train ran the loop.
     """
 
     name = "line"
 
-    def __init__(self, nan_every: int = 0, crash_at: int = 0, marker: str = "", width: int = 1) -> None:
+    def __init__(self, nan_every: int = 0, crash_at: int = 0, marker: str = "", width: int = 1,
+                 attempts: str = "") -> None:
         self.nan_every, self.crash_at, self.marker, self.width = nan_every, crash_at, marker, width
+        self.attempts = attempts
+
+    def setup(self, device):
+        if self.attempts:
+            with open(self.attempts, "a") as f:
+                f.write("started\n")
 
     def config_dict(self):
         return {"width": self.width}
@@ -49,7 +59,7 @@ class LineTask(TrainingTask):
         if self.crash_at and step == self.crash_at and ray.train.get_context().get_world_rank() == 1:
             if not Path(self.marker).exists():
                 Path(self.marker).write_text("crashed once")
-                raise RuntimeError("simulated worker failure")
+                os.kill(os.getpid(), signal.SIGKILL)
         import torch
 
         pred = model(batch["x"].float()[:, None])[:, 0]
@@ -89,8 +99,15 @@ def _cosine_lr(step: int, base: float, warmup: int, total: int) -> float:
 
 
 def test_worker_failure_resumes_from_last_checkpoint(tmp_path):
-    """Rank 1 dies at step 30; Ray Train restarts both workers from the step-25 checkpoint and ends at 60,
-    with the optimizer and the learning-rate schedule where the checkpoint left them."""
+    """Rank 1's process is killed (SIGKILL) at step 30; Ray Train restarts both workers from the step-25
+    checkpoint and ends at 60, with the optimizer and the learning-rate schedule where the checkpoint left
+    them, and every logged step in MLflow exactly once.
+
+    Tried broken: resuming from the checkpoint Ray Train registered (``ray.train.get_checkpoint()``, the
+    code before this drill used a SIGKILL) fails here: the killed worker took its step-25 report with it
+    before the controller registered the checkpoint, and the rerun started at step 0 (start_step 0, not
+    25), which would also log steps 10 and 20 to MLflow twice. gid now resumes from the newest complete
+    checkpoint on disk (training.latest_checkpoint)."""
     cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=0.5, lr_schedule="cosine", warmup_steps=5,
                       checkpoint_every=25, log_every=10, num_workers=2, max_failures=1, ema_decay=0.0,
                       shuffle_buffer=0)
@@ -143,13 +160,32 @@ def test_nan_steps_are_skipped_reported_and_never_saved(tmp_path):
     assert artifacts == ["model/line/model.safetensors"]
 
 
-def test_only_nan_data_stops_with_a_clear_error(tmp_path):
-    from ray.train import TrainingFailedError
+def test_only_nan_data_stops_with_a_clear_error_and_no_retry(tmp_path):
+    """A deterministic user error in the workers is raised once, as itself: FailureConfig does not rerun it.
 
-    cfg = TrainConfig(max_steps=50, batch_size=8, max_nan_steps=5, num_workers=1, max_failures=0, shuffle_buffer=0)
-    with pytest.raises(TrainingFailedError, match="5 steps in a row had a non-finite loss"):
-        fit(LineTask(nan_every=1), cfg, tmp_path / "out")
+    Tried broken: letting the ValueError out of the train loop (no USER_ERRORS catch in _train_loop)
+    fails here: fit raised Ray Train's WorkerGroupError (a remote traceback, after FailureConfig's
+    restarts; 331 s at load ~50) instead of the ValueError."""
+    attempts = tmp_path / "attempts"
+    cfg = TrainConfig(max_steps=50, batch_size=8, max_nan_steps=5, num_workers=2, max_failures=2, shuffle_buffer=0)
+    with pytest.raises(ValueError, match="5 steps in a row had a non-finite loss"):
+        fit(LineTask(nan_every=1, attempts=str(attempts)), cfg, tmp_path / "out")
+    assert attempts.read_text().splitlines() == ["started"] * 2  # two workers, one attempt
     assert latest_checkpoint(tmp_path / "out" / "checkpoints" / "line") is None  # nothing bad was saved
+
+
+def test_batch_larger_than_data_fails_before_ray_trains(tmp_path):
+    """64 rows over 2 workers give 32 each: --batch-size 40 is refused before a worker starts."""
+
+    class SizedLine(LineTask):
+        def data_size(self):
+            return 64, "64 rows of y = 3x - 1"
+
+    attempts = tmp_path / "attempts"
+    cfg = TrainConfig(max_steps=5, batch_size=40, num_workers=2, shuffle_buffer=0)
+    with pytest.raises(ValueError, match="give each of the 2 worker.* 32, fewer than --batch-size 40"):
+        fit(SizedLine(attempts=str(attempts)), cfg, tmp_path / "out")
+    assert not attempts.exists()
 
 
 def test_checkpoint_from_another_config_is_refused(tmp_path):
