@@ -127,12 +127,12 @@ def test_animate_with_a_model_bundle(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["{photo}", "--out", "{tmp}/v.mp4"], "exactly one of --model"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--model", "{tmp}"], "exactly one of --model"),
-    (["{tmp}/text.png", "--out", "{tmp}/v.mp4", "--spectral", "{spec}"], "cannot be read as an image"),
+    (["{tmp}/text.png", "--out", "{tmp}/v.mp4", "--spectral", "{spec}"], "not a readable image"),
     (["{tmp}/dot.png", "--out", "{tmp}/v.mp4", "--spectral", "{spec}"], "too small"),
-    (["{photo}", "--out", "{tmp}/v.avi", "--spectral", "{spec}"], "--out must end in .mp4"),
+    (["{photo}", "--out", "{tmp}/v.avi", "--spectral", "{spec}"], "must end in .mp4 (--out"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{tmp}/flat.npy"], "(K, 4, H, W)"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--frames", "8"], "too few"),
-    (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--renderer", "{tmp}"], "not a trained renderer"),
+    (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--renderer", "{tmp}"], "give a trained renderer folder"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--model", "{tmp}"], "not a model bundle"),
 ])
 def test_bad_input_gives_one_line_errors(scene, tmp_path, args, message):

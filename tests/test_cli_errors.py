@@ -109,7 +109,7 @@ CASES = [
     ("train vae --data {w}/missing --out {o}", "missing"),
     ("train vae --data {w}/empty --out {o}", "empty"),
     ("train vae --data {w}/file.txt --out {o}", "file.txt"),
-    ("train vae --data {w}/clips --out {o}", "--batch-size 8"),
+    ("train vae --data {w}/clips --out {o}", "--batch-size 4"),
     ("train vae --data {w}/clips --out {o} --batch-size 1 --num-workers 3", "--num-workers"),
     ("train vae --data {w}/clips --out {o} --batch-size 1 --max-steps 0", "--max-steps"),
     ("train vae --data {w}/clips --out {o} --batch-size 0", "--batch-size"),
@@ -117,7 +117,7 @@ CASES = [
     ("train vae --data {w}/clips --out {w}/file.txt --batch-size 1", "file.txt"),
     ("train vae --data {w}/clips --out /proc/gid-out --batch-size 1", "/proc/gid-out"),
     ("train motion --data {w}/clips --out {w}/empty --batch-size 1", "vae"),
-    ("train motion --data {w}/clips --out {w}/bundle --batch-size 1", "K = 4"),
+    ("train motion --data {w}/clips --out {w}/bundle --batch-size 1", "num_freqs = 4"),
     ("train renderer --data {w}/clips --out {o}", "--target-frames"),
     ("train renderer --data {w}/render_clips --out {o} --batch-size 4", "--batch-size 4"),
     # gid animate
