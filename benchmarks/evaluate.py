@@ -47,10 +47,10 @@ def main() -> None:
     import torch
 
     from gid.datasets.synthetic import SynthConfig, generate_video
-    from gid.datasets.video import read_video, write_video
+    from gid.datasets.video_io import read_video, write_video
     from gid.pipeline.feature_nets import I3DFeatures, InceptionV3Features
     from gid.pipeline.flow import make_flow
-    from gid.pipeline.metrics import feature_statistics, frechet_distance, kernel_inception_distance
+    from gid.pipeline.video_metrics import feature_statistics, frechet_distance, kernel_inception_distance
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", type=int, nargs="+", default=[400, 2048], help="feature sizes for Fréchet")

@@ -63,7 +63,7 @@ def fidelity_against_t() -> None:
 
 def loop_time() -> None:
     from gid.datasets.swaying_photo import SwayConfig, swaying_video
-    from gid.datasets.video import write_video
+    from gid.datasets.video_io import write_video
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.mp4"

@@ -51,7 +51,7 @@ def synth_config(size: str, frames: int):
 
 
 def make_data(out: Path, name: str, count: int, seed: int, size: str, frames: int) -> Path:
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
     from gid.datasets.synthetic import write_dataset
 
     synth, data = out / f"synth_{name}", out / f"data_{name}"
@@ -86,9 +86,9 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from gid.datasets.clips import shard_paths
+    from gid.datasets.clip_table import shard_paths
     from gid.pipeline.normalize import denormalize
-    from gid.stages.motion_tasks import decode_batch
+    from gid.stages.motion_training import decode_batch
 
     table = pa.concat_tables([pq.read_table(p) for p in shard_paths(data)])
     out = decode_batch(table, scales)
@@ -233,7 +233,7 @@ def main() -> None:
     from gid.pipeline.normalize import load_scales
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_spectra
-    from gid.stages.motion_tasks import MotionTask, VAETask
+    from gid.stages.motion_training import MotionTask, VAETask
     from gid.stages.training import TrainConfig, fit
 
     out = args.out

@@ -69,11 +69,11 @@ def run_driver(args: list[str], address: str) -> dict[str, float]:
 
 
 def stage_by_stage(sources: list[str], cfg, work: Path) -> None:
-    from gid.datasets.clips import make_clip_row, write_shard
-    from gid.datasets.video_reader import iter_clips
+    from gid.datasets.clip_table import make_clip_row, write_shard
+    from gid.datasets.clip_stream import iter_clips
     from gid.pipeline.flow import make_flow
     from gid.pipeline.normalize import FrequencyStats
-    from gid.pipeline.quality import assess
+    from gid.pipeline.clip_filters import assess
     from gid.pipeline.spectral import trajectories_to_spectral
 
     flow = make_flow(cfg.flow)

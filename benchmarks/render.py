@@ -26,7 +26,7 @@ from gid.stages.options import parse_size
 
 
 def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
-    """A read-stage batch (see gid.stages.render.read_batch) of ``count`` random photos."""
+    """A read-stage batch (see gid.stages.bulk_render.read_batch) of ``count`` random photos."""
     rng = np.random.default_rng(0)
     pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(count)]
     return {"source": np.array([f"photo{i}.png" for i in range(count)], dtype=object),
@@ -37,8 +37,8 @@ def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    from gid.datasets.video import write_video
-    from gid.stages.render import MotionRenderer, RenderConfig
+    from gid.datasets.video_io import write_video
+    from gid.stages.bulk_render import MotionRenderer, RenderConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="model bundle (default: a random tiny one)")

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from gid.datasets.synthetic import SynthConfig, generate_video
-from gid.pipeline.render import render_video
-from gid.pipeline.renderer import FrameRenderer
+from gid.pipeline.warping import render_video
+from gid.pipeline.frame_renderer import FrameRenderer
 from gid.stages.options import parse_size
 from timing import best_ms
 

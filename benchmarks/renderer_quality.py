@@ -39,7 +39,7 @@ def main() -> None:
     from gid.datasets.synthetic import SynthConfig, generate_video
     from gid.pipeline.lpips import load_lpips
     from gid.testing.render_eval import compare_on_videos
-    from gid.stages.train_renderer import RendererTask
+    from gid.stages.renderer_training import RendererTask
     from gid.stages.training import TrainConfig, fit
 
     lpips = load_lpips(args.lpips_vgg, args.lpips_lin) if args.lpips_vgg else None
@@ -53,7 +53,7 @@ def main() -> None:
                                                             log_every=max(1, args.steps // 10)),
                      args.out or Path(tmp) / "bundle")
         train_s = time.perf_counter() - start
-        from gid.pipeline.renderer import FrameRenderer
+        from gid.pipeline.frame_renderer import FrameRenderer
 
         renderer = FrameRenderer.from_pretrained(result.model_dir)
     videos = [generate_video(1000, i, cfg) for i in range(args.test)]

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import TENSOR_COLUMNS, tensor_array, write_shard
+from gid.datasets.clip_table import TENSOR_COLUMNS, tensor_array, write_shard
 
 
 def upgrade_shard(path: str | Path) -> bool:

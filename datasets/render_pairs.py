@@ -2,7 +2,7 @@
 
 `gid preprocess --target-frames N` stores, per clip, N sampled frames ``t`` with their image and
 the flow ``F_t`` from frame 0 (columns ``target_t``, ``target_images`` list<PNG>, ``target_flows``
-tensor<float16>(N, 2, H, W); read through gid.datasets.clips.clip_arrays). Each target is one
+tensor<float16>(N, 2, H, W); read through gid.datasets.clip_table.clip_arrays). Each target is one
 pair. The splat metric ``Z`` needs the motion over the whole clip (``W(p) = mean_t ‖F_t(p)‖``), which
 comes from the clip's spectral volume.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import check_format, clip_arrays, make_clip_row, shard_paths, write_shard
+from gid.datasets.clip_table import check_format, clip_arrays, make_clip_row, shard_paths, write_shard
 
 TARGET_COLUMNS = ("target_t", "target_images", "target_flows")
 
@@ -26,11 +26,11 @@ def read_render_pairs(data_dir: str | Path, max_pairs: int | None = None) -> dic
 
     Returns:
         ``{"source": (N, H, W, 3) uint8, "target": (N, H, W, 3) uint8, "flow": (N, 2, H, W) float32,
-        "metric": (N, 1, H, W) float32}`` with ``metric`` = ``Z`` of :func:`gid.pipeline.render.splat_metric`.
+        "metric": (N, 1, H, W) float32}`` with ``metric`` = ``Z`` of :func:`gid.pipeline.warping.splat_metric`.
     """
     import torch
 
-    from gid.pipeline.render import motion_metric, splat_metric
+    from gid.pipeline.warping import motion_metric, splat_metric
     from gid.pipeline.spectral import spectral_to_trajectories
 
     paths = shard_paths(data_dir)

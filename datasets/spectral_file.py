@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gid.datasets.video import atomic_path
+from gid.datasets.video_io import atomic_path
 
 
 @dataclass

@@ -96,7 +96,7 @@ def swaying_video(cfg: SwayConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 if __name__ == "__main__":
-    from gid.datasets.video import write_video
+    from gid.datasets.video_io import write_video
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     if not args:

@@ -354,7 +354,7 @@ def write_dataset(out: str | Path, num_videos: int, config: SynthConfig | None =
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
-    from gid.datasets.video import atomic_path, write_video
+    from gid.datasets.video_io import atomic_path, write_video
 
     cfg = config or SynthConfig()
     if num_videos < 1:

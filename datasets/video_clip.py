@@ -1,12 +1,12 @@
 """One clip of one video: T frames from a chosen start, at a chosen rate and size (`gid motion`, `gid loop`).
 
-The same decoding as `gid preprocess` (:func:`gid.datasets.video_reader.iter_frames`: upright,
+The same decoding as `gid preprocess` (:func:`gid.datasets.clip_stream.iter_frames`: upright,
 any pixel format, resampled in time by nearest timestamp, scaled to cover the size and centre
 cropped), for a single clip whose size defaults to the video's own aspect ratio: long side
 ``max_side`` (never enlarged), both sides even (H.264).
 
 Every way a file can be unusable for the request (no video stream, corrupt, ``--start`` past the
-end, too short for ``--frames``) raises :class:`~gid.datasets.video_reader.VideoError` with a
+end, too short for ``--frames``) raises :class:`~gid.datasets.clip_stream.VideoError` with a
 one-line message naming the file and what to do.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from itertools import islice
 
 import numpy as np
 
-from gid.datasets.video_reader import ClipSpec, VideoError, iter_frames, open_container
+from gid.datasets.clip_stream import ClipSpec, VideoError, iter_frames, open_container
 
 REENCODE = "check that it plays, or re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4)"
 

@@ -5,7 +5,7 @@ Resize policy (documented for `gid animate`): the photo is first fitted by
 that is the output video's size. The motion model sees the photo resized (aspect not kept) to its
 own training resolution ``(h', w')``; its spectral volume, or a given ``(K, 4, h, w)`` one, is then
 resized to the output size with x/y displacements rescaled by the width/height ratios
-(:func:`gid.pipeline.render.resize_spectral`), so motion follows the photo whatever its shape.
+(:func:`gid.pipeline.warping.resize_spectral`), so motion follows the photo whatever its shape.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gid.pipeline.render import render_video, resize_spectral
+from gid.pipeline.warping import render_video, resize_spectral
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
 
 
@@ -49,7 +49,7 @@ def animate(image: np.ndarray, spectral: np.ndarray, num_frames: int = 150, ampl
     Args:
         image: ``(H, W, 3)`` uint8, already fitted (see the module's resize policy).
         spectral: ``(K, 4, h, w)`` denormalized spectral volume, any ``(h, w)``.
-        renderer: ``None`` (softsplat baseline) or a :class:`~gid.pipeline.renderer.FrameRenderer`.
+        renderer: ``None`` (softsplat baseline) or a :class:`~gid.pipeline.frame_renderer.FrameRenderer`.
     """
     trajectories = spectral_to_motion(spectral, image.shape[:2], num_frames, amplify)
     frames = render_video(image, trajectories, renderer, progress=True)

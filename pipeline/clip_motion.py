@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gid.pipeline.flow import FlowMethod
-from gid.pipeline.quality import QualityConfig, QualityReport, assess
+from gid.pipeline.clip_filters import QualityConfig, QualityReport, assess
 from gid.pipeline.spectral import trajectories_to_spectral
 
 

@@ -22,7 +22,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from gid.pipeline.render_losses import VGG16Features, load_vgg16
+from gid.pipeline.frame_renderer_losses import VGG16Features, load_vgg16
 
 LPIPS_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 in VGG-16 ``features``
 LPIPS_CHANNELS = (64, 128, 256, 512, 512)

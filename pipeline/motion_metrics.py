@@ -10,7 +10,7 @@ error, the dominant-frequency hit rate, motion FD and the loop seam error.
   over a mask (e.g. the pixels that move in the ground truth).
 - Frequency hit rate: the share of (moving) pixels whose bin of largest amplitude among k ≥ 1 is
   within ±``tolerance`` bins of the truth's (a pixel predicted not to move at all is a miss).
-- Motion FD: the Fréchet distance (gid.pipeline.metrics.frechet_distance) between Gaussians fitted
+- Motion FD: the Fréchet distance (gid.pipeline.video_metrics.frechet_distance) between Gaussians fitted
   to per-image motion descriptors, ``d_k = log(ε + mean_{p moving} A_k(p))`` for every bin k (pooled
   over the ground truth's moving pixels), of predicted and of true motion.
 - Seam error (looping, §6): ``mean_p ‖F_{T−1}(p) − F_0(p)‖`` divided by the mean per-frame motion
@@ -107,7 +107,7 @@ def motion_fd(pred_amp: np.ndarray, target_amp: np.ndarray, mask: np.ndarray) ->
     descriptors), ``target_amp`` ``(N, K, H, W)``, ``mask`` ``(N, H, W)``: the truth's moving pixels,
     pooled for both sides so they describe the same pixels.
     """
-    from gid.pipeline.metrics import frechet_feature_distance
+    from gid.pipeline.video_metrics import frechet_feature_distance
 
     return frechet_feature_distance(motion_descriptors(pred_amp, mask), motion_descriptors(target_amp, mask))
 

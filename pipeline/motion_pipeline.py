@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline
 
 from gid.pipeline.normalize import denormalize, load_scales
-from gid.pipeline.renderer import FrameRenderer
+from gid.pipeline.frame_renderer import FrameRenderer
 from gid.pipeline.sampling import SAMPLING, check_sampling
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
 from gid.pipeline.unet import MotionUNet
@@ -50,7 +50,7 @@ from gid.pipeline.vae import SpectralVAE, image_gradients
 BUNDLE_INDEX = "model_index.json"  # diffusers' pipeline index: components + GIDPipeline's config
 LEGACY_BUNDLE_FILE = "bundle.json"  # the layout before GIDPipeline (bundle.json + freq_scales.json)
 COMPONENTS = {"vae": ("gid.pipeline.vae", "SpectralVAE"), "unet": ("gid.pipeline.unet", "MotionUNet"),
-              "scheduler": ("diffusers", "DDIMScheduler"), "renderer": ("gid.pipeline.renderer", "FrameRenderer")}
+              "scheduler": ("diffusers", "DDIMScheduler"), "renderer": ("gid.pipeline.frame_renderer", "FrameRenderer")}
 TRAIN_COMMAND = {"vae": "gid train vae", "unet": "gid train motion", "scheduler": "gid train motion",
                  "renderer": "gid train renderer"}
 
@@ -121,7 +121,7 @@ class GIDPipeline(DiffusionPipeline):
 
     Args:
         vae, unet, scheduler: the motion models (scheduler: a diffusers ``DDIMScheduler``).
-        renderer: a trained :class:`~gid.pipeline.renderer.FrameRenderer`, or None for softmax splatting.
+        renderer: a trained :class:`~gid.pipeline.frame_renderer.FrameRenderer`, or None for softmax splatting.
         freq_scales: ``(K,)`` Eq. 4 scales of the training data.
         num_frames, fps: T and frame rate of the training clips (S_k's bin k is ``k·fps/T`` Hz).
         preset: the model size preset it was built from (``gid.pipeline.motion_presets``).

@@ -176,7 +176,7 @@ class VideoEvaluator:
 
         from gid.datasets.ground_truth import load_true_spectral, match_id
         from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, motion_descriptors, moving_mask
-        from gid.pipeline.render import resize_flow, resize_spectral
+        from gid.pipeline.warping import resize_flow, resize_spectral
         from gid.pipeline.spectral import trajectories_to_spectral
 
         key = match_id(path.stem, self.gt_index)
@@ -204,8 +204,8 @@ class VideoEvaluator:
                 "amp_desc_true": motion_descriptors(a_true, moving_mask(a_true))[0]}
 
     def __call__(self, path: Path, fake: bool) -> dict[str, np.ndarray]:
-        from gid.datasets.video import read_video
-        from gid.pipeline.metrics import frame_seam_ratio, loop_seam_error, mean_motion_magnitude
+        from gid.datasets.video_io import read_video
+        from gid.pipeline.video_metrics import frame_seam_ratio, loop_seam_error, mean_motion_magnitude
 
         path = Path(path)
         frames, fps = read_video(path, max_frames=self.cfg.max_frames)
@@ -243,7 +243,7 @@ def motion_metrics(real: list[dict], fake: list[dict], with_gt: bool) -> tuple[d
     Returns ``(metrics, per_frequency, skipped)``: flat scalars, per-frequency lists (for the spectra
     plot), and ``{metric: reason}`` for what could not be computed.
     """
-    from gid.pipeline.metrics import motion_magnitude_distance
+    from gid.pipeline.video_metrics import motion_magnitude_distance
 
     metrics: dict[str, float] = {
         "motion_magnitude_w1_px": motion_magnitude_distance([r["magnitude"] for r in fake], [r["magnitude"] for r in real]),
@@ -280,7 +280,7 @@ def motion_metrics(real: list[dict], fake: list[dict], with_gt: bool) -> tuple[d
         if len(paired) < 2:
             skipped[fd_metric] = f"needs at least 2 {label} videos with ground truth, got {len(paired)}"
         else:  # motion FD: Fréchet distance of per-video log-amplitude descriptors (gid.pipeline.motion_metrics)
-            from gid.pipeline.metrics import frechet_feature_distance
+            from gid.pipeline.video_metrics import frechet_feature_distance
 
             metrics[fd_metric] = frechet_feature_distance(np.stack([r["amp_desc_pred"] for r in paired]),
                                                           np.stack([r["amp_desc_true"] for r in paired]))
@@ -296,7 +296,7 @@ def distribution_metrics(cfg: EvalConfig, real: list[dict], fake: list[dict]) ->
     A metric the features cannot support (too few windows or samples) is listed in ``skipped``
     with the reason instead of failing the whole evaluation.
     """
-    from gid.pipeline.metrics import frechet_feature_distance, kernel_inception_distance, sliding_window_frechet
+    from gid.pipeline.video_metrics import frechet_feature_distance, kernel_inception_distance, sliding_window_frechet
 
     metrics: dict[str, float] = {}
     curves: dict[str, dict] = {}

@@ -2,7 +2,7 @@
 
 The spectral volume of a clip of T frames (§3 flow from frame 0 to every frame, §4.1 transform:
 the same :mod:`gid.pipeline.flow`, :func:`gid.pipeline.clip_motion.spectral_volume` and
-:func:`gid.pipeline.quality.assess` as `gid preprocess`) is an image-space modal basis of the scene
+:func:`gid.pipeline.clip_filters.assess` as `gid preprocess`) is an image-space modal basis of the scene
 (Davis, Chen and Durand, SIGGRAPH Asia 2015). Rendering frame 0 with its own K terms,
 
     F_t = irfft(α ⊙ S, n=T),   t = 0 … T−1,
@@ -34,8 +34,8 @@ from gid.pipeline.animate import animate
 from gid.pipeline.camera_motion import CameraMotion, camera_motion, remove_camera_motion, stabilize
 from gid.pipeline.clip_motion import spectral_volume
 from gid.pipeline.flow import FlowMethod
-from gid.pipeline.frame_quality import psnr
-from gid.pipeline.quality import QualityConfig, QualityReport, assess
+from gid.pipeline.image_quality import psnr
+from gid.pipeline.clip_filters import QualityConfig, QualityReport, assess
 from gid.pipeline.spectral import frequencies_hz, scale_motion
 
 

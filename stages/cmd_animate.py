@@ -10,7 +10,7 @@ from gid.pipeline.sampling import SAMPLING, check_sampling
 
 def _load_renderer(choice: str | None, model: Path | None):
     """``None`` for the splat baseline, else a FrameRenderer in eval mode (bundle's renderer by default)."""
-    from gid.pipeline.renderer import load_renderer
+    from gid.pipeline.frame_renderer import load_renderer
 
     if choice == "splat":
         return None
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         motion at any resolution is resized to it with its displacements rescaled.
         """
         from gid.datasets.spectral_file import load_spectral
-        from gid.datasets.video import write_gif, write_video
+        from gid.datasets.video_io import write_gif, write_video
         from gid.pipeline.animate import animate as run_animate
         from gid.pipeline.images import fit_image, load_image
         from gid.stages import validate

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         """
         import numpy as np
 
-        from gid.datasets.video import write_gif, write_video
+        from gid.datasets.video_io import write_gif, write_video
         from gid.pipeline.video_loop import fidelity, parse_band, reference_frames, render_loop, seam
         from gid.stages.footage import load_renderer, load_video_motion
 

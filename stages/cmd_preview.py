@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
         from gid.datasets.safe_paths import inside
         from gid.datasets.synthetic import load_ground_truth
-        from gid.datasets.video import read_video, write_gif
+        from gid.datasets.video_io import read_video, write_gif
         from gid.pipeline.spectral import frequencies_hz
         from gid.pipeline.visualize import contact_sheet, flow_to_color, mean_amplitude, plot_spectra
 

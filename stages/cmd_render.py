@@ -1,4 +1,4 @@
-"""`gid render`: bulk rendering of many photos on Ray Data (thin wrapper over gid.stages.render)."""
+"""`gid render`: bulk rendering of many photos on Ray Data (thin wrapper over gid.stages.bulk_render)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         logged to MLflow (experiment gid-render).
         """
         from gid.stages import validate
-        from gid.stages.render import RenderConfig, render_bulk
+        from gid.stages.bulk_render import RenderConfig, render_bulk
 
         for name, value, minimum in (("--frames", frames, 2), ("--steps", steps, 1), ("--batch-size", batch_size, 1),
                                      ("--num-workers", num_workers, 1), ("--num-gpus", num_gpus, 0),

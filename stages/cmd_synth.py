@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         Writes OUT/videos/*.mp4, OUT/gt/*.npz (trajectories (T,2,H,W), spectral (K,4,H,W),
         visible (T,H,W), solid (H,W), frame0 (H,W,3)) and OUT/manifest.parquet. Existing videos with
         the same id are kept, so a rerun only fills in what is missing. With --clips, also the clip
-        table of the exact motion (one clip per video, gid.datasets.clips.synthetic_to_clips).
+        table of the exact motion (one clip per video, gid.datasets.clip_table.synthetic_to_clips).
         """
         from gid.datasets.synthetic import SynthConfig, write_dataset
 
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         manifest = write_dataset(out, num_videos, config, seed=seed, crf=crf)
         typer.echo(f"wrote {len(manifest)} videos to {out} (manifest: {out / 'manifest.parquet'})")
         if clips:
-            from gid.datasets.clips import synthetic_to_clips
+            from gid.datasets.clip_table import synthetic_to_clips
 
             synthetic_to_clips(out, out)
             typer.echo(f"wrote the exact motion as a clip table to {out / 'clips'} and {out / 'freq_scales.json'}; "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from gid.stages.motion_tasks import DEFAULT_MOVING_WEIGHT
+from gid.stages.motion_training import DEFAULT_MOVING_WEIGHT
 
 train_app = typer.Typer(help="Train the models of a bundle folder with Ray Train (tracked in MLflow).",
                         no_args_is_help=True)
@@ -91,7 +91,7 @@ def train_vae(
 
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny: 2 400 steps, 4 clips x 4 slices, lr 2e-3, 2 threads; docs/motion.md)."""
-    from gid.stages.motion_tasks import VAETask
+    from gid.stages.motion_training import VAETask
     from gid.stages.training import fit
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
@@ -119,7 +119,7 @@ def train_motion(
 
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny, stage 1: 1 500 steps, 4 clips x 4 slices, lr 1e-3, EMA 0.995, 2 threads; docs/motion.md)."""
-    from gid.stages.motion_tasks import MotionTask
+    from gid.stages.motion_training import MotionTask
     from gid.stages.training import fit
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)

@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
         lr_schedule: str = LR_SCHEDULE, warmup_steps: int = WARMUP_STEPS,
     ) -> None:
         """Train the frame renderer (§5): writes OUT/renderer (used by `gid animate` and `gid render`)."""
-        from gid.pipeline.render_losses import RenderLossConfig
-        from gid.stages.train_renderer import RendererTask
+        from gid.pipeline.frame_renderer_losses import RenderLossConfig
+        from gid.stages.renderer_training import RendererTask
         from gid.stages.training import fit
 
         from gid.stages.validate import at_least, clip_table

@@ -108,7 +108,7 @@ def side_by_side_gifs(out: Path, results: Path, max_gifs: int = 4) -> list[Path]
     import numpy as np
     import pyarrow.parquet as pq
 
-    from gid.datasets.video import read_video, write_gif
+    from gid.datasets.video_io import read_video, write_gif
     from gid.datasets.ground_truth import match_id
 
     truth = {r["video_id"]: out / "heldout" / r["video"] for r in pq.read_table(out / "heldout" / "manifest.parquet").to_pylist()}

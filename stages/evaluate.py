@@ -101,7 +101,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     ``per_frequency``, ``curves``, ``skipped`` (name → why), ``seconds``, ``plots``.
     """
     from gid.datasets.ground_truth import ground_truth_index
-    from gid.datasets.video import list_videos
+    from gid.datasets.video_io import list_videos
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_curves, plot_magnitudes, plot_spectra
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gid.datasets.video_reader import VIDEO_EXTENSIONS
+from gid.datasets.clip_stream import VIDEO_EXTENSIONS
 
 
 @dataclass
@@ -79,13 +79,13 @@ def motion_meta(clip, motion, opts: ClipOptions) -> dict:
 
 
 def load_renderer(choice: str):
-    """``'splat'`` → None (softmax splatting), else a trained :class:`~gid.pipeline.renderer.FrameRenderer` folder."""
+    """``'splat'`` → None (softmax splatting), else a trained :class:`~gid.pipeline.frame_renderer.FrameRenderer` folder."""
     if choice == "splat":
         return None
     folder = Path(choice)
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"--renderer {choice}: not a trained renderer folder (no config.json); train one "
                                 "with `gid train renderer`, or use --renderer splat")
-    from gid.pipeline.renderer import FrameRenderer
+    from gid.pipeline.frame_renderer import FrameRenderer
 
     return FrameRenderer.from_pretrained(folder).eval()

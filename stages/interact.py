@@ -3,9 +3,9 @@
 Motion comes from a video's own clip (its frame 0 is the photo, :mod:`gid.stages.footage`), from a given spectral volume ``(K, 4, h, w)`` (``.npy``, pixels, e.g. the ground
 truth of `gid synth`) or from a trained bundle through
 ``gid.pipeline.GIDPipeline`` (the photo resized to the model's resolution). The
-volume is then resized to the photo with its motion rescaled (``gid.pipeline.render.resize_spectral``),
+volume is then resized to the photo with its motion rescaled (``gid.pipeline.warping.resize_spectral``),
 the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames rendered with
-``gid.pipeline.render.render_video`` (softmax splatting, or a learned ``FrameRenderer``).
+``gid.pipeline.warping.render_video`` (softmax splatting, or a learned ``FrameRenderer``).
 """
 from __future__ import annotations
 
@@ -114,10 +114,10 @@ class InteractConfig:
 
 def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     """Load, predict or read the motion, simulate the poke (§6 Eq. 6), render (§5) and write an MP4."""
-    from gid.datasets.video import write_video
+    from gid.datasets.video_io import write_video
     from gid.pipeline.dynamics import force_for_pull, modal_basis, simulate
     from gid.pipeline.images import fit_image, load_image
-    from gid.pipeline.render import render_video, resize_spectral
+    from gid.pipeline.warping import render_video, resize_spectral
 
     from gid.stages.footage import ClipOptions, is_video, load_video_motion
 
@@ -151,7 +151,7 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
                             spectral_fps=source.fps)
     renderer = None
     if cfg.renderer != "splat":
-        from gid.pipeline.renderer import load_renderer
+        from gid.pipeline.frame_renderer import load_renderer
 
         renderer = load_renderer(cfg.renderer)
     frames = render_video(image, trajectories, renderer, progress=progress)

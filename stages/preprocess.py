@@ -4,9 +4,9 @@ One streaming Ray Data pipeline; the clip data never passes through the driver::
 
     sources ─► SourceDatasource  read tasks (0 CPU): one row per source (listed inputs or a manifest
                                  file, streamed row group by row group), one block per source
-            ─► SourceStage       actor pool, one source per call: decode (datasets.video_reader.iter_clips,
+            ─► SourceStage       actor pool, one source per call: decode (datasets.clip_stream.iter_clips,
                                  one clip window in memory) → pipeline.clip_motion per clip (flow from
-                                 frame 0, quality, spectral volume) → SourceWriter (datasets.clip_store)
+                                 frame 0, quality, spectral volume) → SourceWriter (datasets.clip_table_writer)
                                  writes the clip rows as Arrow-tensor Parquet shards into DIR/.pending/
             ─► driver            small rows only (source, counts, filter reasons, errors, sketch):
                                  ClipStore commits finished sources in groups (rename shards into clips/,
@@ -33,13 +33,13 @@ import pyarrow as pa
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
 
-from gid.datasets.clip_store import SourceResult, SourceWriter, source_number
-from gid.datasets.clips import clip_id, make_clip_row
-from gid.datasets.video_reader import VIDEO_EXTENSIONS, ClipSpec, VideoError, iter_clips
+from gid.datasets.clip_table_writer import SourceResult, SourceWriter, source_number
+from gid.datasets.clip_table import clip_id, make_clip_row
+from gid.datasets.clip_stream import VIDEO_EXTENSIONS, ClipSpec, VideoError, iter_clips
 from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.flow import FlowMethod, make_flow
 from gid.pipeline.normalize import FrequencyStats
-from gid.pipeline.quality import QualityConfig
+from gid.pipeline.clip_filters import QualityConfig
 from gid.stages.ray_runtime import init_ray
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
@@ -298,7 +298,7 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
                    workers: int = 0, num_cpus: int | None = None, num_gpus: int | None = None, address: str | None = None,
                    rows_per_shard: int = 32, progress: bool = True) -> Summary:
     """Preprocess ``inputs`` (or the sources of a ``manifest`` Parquet file) into ``out`` (layout:
-    gid.datasets.clip_store); resumable.
+    gid.datasets.clip_table_writer); resumable.
 
     Args:
         manifest: a Parquet file with a ``source`` column and optional ``start``/``end`` seconds; its rows
@@ -310,7 +310,7 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
     """
     import ray
 
-    from gid.datasets.clip_store import ClipStore
+    from gid.datasets.clip_table_writer import ClipStore
 
     cfg = cfg or PreprocessConfig()
     start_time = time.perf_counter()

@@ -171,7 +171,7 @@ def video_source(clip):
 def build_basis(image: np.ndarray, source) -> Any:
     """The modal basis of ``source`` (a MotionSource) at the size of ``image``, motion rescaled."""
     from gid.pipeline.dynamics import modal_basis
-    from gid.pipeline.render import resize_spectral
+    from gid.pipeline.warping import resize_spectral
 
     spectral = resize_spectral(source.spectral, image.shape[:2])
     return modal_basis(spectral, source.num_frames, source.fps)

@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 
 from gid.datasets.synthetic import SynthConfig, generate_video
-from gid.datasets.video import read_video
+from gid.datasets.video_io import read_video
 from gid.pipeline.animate import animate, spectral_to_motion
-from gid.pipeline.render import render_video
-from gid.pipeline.renderer import FrameRenderer
+from gid.pipeline.warping import render_video
+from gid.pipeline.frame_renderer import FrameRenderer
 from gid.pipeline.spectral import spectral_to_trajectories
 
 CFG = SynthConfig(num_frames=32, width=64, height=48)

@@ -38,7 +38,7 @@ def world(tmp_path_factory):
     a random-weight bundle (K = 16 at 64x48), broken bundles and files of random bytes."""
     from PIL import Image
 
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
     from gid.datasets.render_pairs import write_synthetic_render_clips
     from gid.datasets.synthetic import SynthConfig, write_dataset
     from gid.testing.bundles import write_random_bundle

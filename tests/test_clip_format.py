@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gid.datasets.clips import clip_arrays, make_clip_row, read_clip_arrays, read_clip_table, write_shard
+from gid.datasets.clip_table import clip_arrays, make_clip_row, read_clip_arrays, read_clip_table, write_shard
 
 
 def _rows(count: int = 3, k: int = 4, h: int = 12, w: int = 20, targets: int = 2, seed: int = 0):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from gid.datasets.synthetic import SynthConfig, generate_video
-from gid.datasets.video import read_video
+from gid.datasets.video_io import read_video
 
 T = 32
 

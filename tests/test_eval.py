@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gid.datasets.ground_truth import ground_truth_index, match_id
-from gid.datasets.video import list_videos
+from gid.datasets.video_io import list_videos
 from gid.pipeline.video_evaluation import EvalConfig, center_crop, distribution_metrics
 from gid.stages.evaluate import evaluate, evaluate_videos
 
@@ -16,7 +16,7 @@ from gid.stages.evaluate import evaluate, evaluate_videos
 @pytest.fixture(scope="module")
 def static_fake(synth_small, tmp_path_factory):
     """A generator that predicts no motion: frame 0 of each real video held for all its frames."""
-    from gid.datasets.video import read_video, write_video
+    from gid.datasets.video_io import read_video, write_video
 
     out = tmp_path_factory.mktemp("static_fake")
     for path in list_videos(synth_small, "--real"):

@@ -141,7 +141,7 @@ def test_driver_sigterm_then_rerun_finishes_without_redoing_work(cluster, videos
 @pytest.fixture(scope="module")
 def clip_table(tmp_path_factory):
     """A clip table of 8 synthetic clips with their exact motion: `gid render --spectral` input."""
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
 
     root = tmp_path_factory.mktemp("render")
     write_dataset(root / "synth", 8, SynthConfig(num_frames=60, width=128, height=80), seed=3, progress=False)
@@ -154,7 +154,7 @@ def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_p
     ends `ok`, written once.
 
     Tried broken: the render actors with ``max_restarts=0, max_task_retries=0`` (passed to map_batches in
-    stages/render.py, overriding Ray Data's defaults) fail here: `gid render` ends with exit code 1 and
+    stages/bulk_render.py, overriding Ray Data's defaults) fail here: `gid render` ends with exit code 1 and
     ``gid: error: Ray failed: ActorDiedError: The actor died unexpectedly before finishing this task.;
     see Ray's log …``."""
     out = tmp_path / "render"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gid.datasets.swaying_photo import SwayConfig, camera_path, swaying_video
-from gid.datasets.video import read_video, write_video
+from gid.datasets.video_io import read_video, write_video
 from gid.pipeline.flow import make_flow
 from gid.pipeline.spectral import trajectories_to_spectral
 

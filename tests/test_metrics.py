@@ -1,9 +1,9 @@
-"""gid.pipeline.metrics against independent computations and analytic motion."""
+"""gid.pipeline.video_metrics against independent computations and analytic motion."""
 import numpy as np
 import pytest
 import scipy.linalg
 
-from gid.pipeline.metrics import (
+from gid.pipeline.video_metrics import (
     feature_statistics, frame_seam_ratio, frechet_distance, frechet_feature_distance,
     kernel_inception_distance, loop_seam_error, mean_motion_magnitude, motion_magnitude_distance,
     sliding_window_frechet,

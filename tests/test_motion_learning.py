@@ -25,7 +25,7 @@ MARGIN_MEAN, MARGIN_ZERO = 0.95, 0.85  # single-sample error must be below these
 
 
 def _clips(root, name, count, seed):
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
     from gid.datasets.synthetic import SynthConfig, write_dataset
 
     config = SynthConfig(num_frames=FRAMES, width=SIZE[0], height=SIZE[1])
@@ -37,10 +37,10 @@ def _amplitudes(data, scales):
     """Held-out images ``(N, 3, H, W)`` and their true amplitudes in px ``(N, K, H, W)``."""
     import pyarrow.parquet as pq
 
-    from gid.datasets.clips import shard_paths
+    from gid.datasets.clip_table import shard_paths
     from gid.pipeline.motion_metrics import amplitude_px
     from gid.pipeline.normalize import denormalize
-    from gid.stages.motion_tasks import decode_batch
+    from gid.stages.motion_training import decode_batch
 
     table = pq.read_table(shard_paths(data)[0])
     batch = decode_batch(table, scales)
@@ -55,7 +55,7 @@ def test_one_default_sample_beats_zero_motion_and_the_training_mean(tmp_path, ra
     from gid.pipeline import GIDPipeline
     from gid.pipeline.motion_presets import get_preset, train_recipe
     from gid.pipeline.normalize import load_scales
-    from gid.stages.motion_tasks import MotionTask, VAETask
+    from gid.stages.motion_training import MotionTask, VAETask
     from gid.stages.training import TrainConfig, fit
 
     train, test = _clips(tmp_path, "train", TRAIN_VIDEOS, seed=3), _clips(tmp_path, "test", TEST_VIDEOS, seed=4)

@@ -5,9 +5,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gid.datasets.clips import make_clip_row, read_clip_arrays, write_shard
+from gid.datasets.clip_table import make_clip_row, read_clip_arrays, write_shard
 from gid.pipeline.normalize import denormalize, save_scales
-from gid.stages.motion_tasks import MotionTask, VAETask, clip_table_info, decode_batch, pick_slices
+from gid.stages.motion_training import MotionTask, VAETask, clip_table_info, decode_batch, pick_slices
 
 
 def _write_clips(folder, count: int, width: int = 64, height: int = 48, num_freqs: int = 16):
@@ -192,7 +192,7 @@ def test_a_bundle_of_other_data_is_refused_naming_both_values(tmp_path):
                                                        (25, float("nan"), "guidance weight out of range")])
 def test_sampling_settings_out_of_range_are_refused(steps, guidance, message):
     from gid.pipeline.sampling import SAMPLING, SamplingConfig, check_sampling
-    from gid.stages.render import RenderConfig
+    from gid.stages.bulk_render import RenderConfig
 
     check_sampling(SAMPLING.num_inference_steps, SAMPLING.guidance_scale)
     for make in (lambda: check_sampling(steps, guidance), lambda: SamplingConfig(steps, guidance),

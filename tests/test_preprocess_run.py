@@ -15,10 +15,10 @@ import pytest
 from preprocess_corpus import broken_corpus, encode
 from typer.testing import CliRunner
 
-from gid.datasets.clip_store import ClipStore
-from gid.datasets.clips import read_clip_arrays, read_clip_table
+from gid.datasets.clip_table_writer import ClipStore
+from gid.datasets.clip_table import read_clip_arrays, read_clip_table
 from gid.datasets.synthetic import SynthConfig, load_ground_truth, write_dataset
-from gid.datasets.video import read_video
+from gid.datasets.video_io import read_video
 from gid.pipeline.normalize import load_scales, normalize
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 from gid.stages.preprocess import PreprocessConfig
@@ -136,7 +136,7 @@ def test_scales_are_the_nonzero_95th_percentile_of_every_stored_value(processed)
 def test_readers_give_ray_and_torch_views_of_the_same_clips(processed):
     import torch
 
-    from gid.datasets.clips import ClipDataset, iter_clips, read_clip_dataset
+    from gid.datasets.clip_table import ClipDataset, iter_clips, read_clip_dataset
 
     out, _ = processed
     assert read_clip_dataset(out, columns=["clip_id"]).count() == 10

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from preprocess_corpus import encode
 
-from gid.datasets.video_reader import ClipSpec, VideoError, iter_clips, iter_frames
+from gid.datasets.clip_stream import ClipSpec, VideoError, iter_clips, iter_frames
 from gid.pipeline.clip_motion import clip_motion
 from gid.pipeline.flow import flow_methods, make_flow
-from gid.pipeline.quality import QualityConfig, assess
+from gid.pipeline.clip_filters import QualityConfig, assess
 from gid.pipeline.spectral import trajectories_to_spectral
 
 
@@ -235,8 +235,8 @@ def test_the_store_drops_results_a_retried_task_delivers_twice(tmp_path):
 
     from tqdm import tqdm
 
-    from gid.datasets.clip_store import ClipStore
-    from gid.datasets.clips import read_clip_table
+    from gid.datasets.clip_table_writer import ClipStore
+    from gid.datasets.clip_table import read_clip_table
     from gid.stages.preprocess import PreprocessConfig, SourceStage, Summary, _collect, process_source
 
     image = texture(64, 96, seed=6)

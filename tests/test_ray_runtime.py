@@ -51,7 +51,7 @@ def test_gid_train_runs_on_gids_own_local_ray_without_state_api_warnings(tmp_pat
     cleaner warning once a second (it cannot reach the State API without the dashboard)."""
     import os
 
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
 
     data = synthetic_to_clips(synth_small, tmp_path / "clips")
     env = {**os.environ, "GID_SPILL_DIR": str(tmp_path / "spill")}

@@ -1,4 +1,4 @@
-"""The splat baseline of gid.pipeline.render against analytic motion and exact synthetic ground truth."""
+"""The splat baseline of gid.pipeline.warping against analytic motion and exact synthetic ground truth."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gid.datasets.synthetic import SynthConfig, generate_video
-from gid.pipeline.render import (
+from gid.pipeline.warping import (
     fill_holes, motion_metric, render_video, resize_flow, resize_spectral, splat_frames, splat_metric,
 )
 from gid.pipeline.spectral import spectral_to_trajectories

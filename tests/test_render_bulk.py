@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gid.datasets.clips import (clip_arrays, clip_table as rows_to_table, iter_clips, make_clip_row, read_clip_table,
+from gid.datasets.clip_table import (clip_arrays, clip_table as rows_to_table, iter_clips, make_clip_row, read_clip_table,
                                 synthetic_to_clips, write_shard)
-from gid.datasets.video import read_video, write_video
-from gid.stages.render import video_name
+from gid.datasets.video_io import read_video, write_video
+from gid.stages.bulk_render import video_name
 
 FRAMES = 48
 
@@ -41,7 +41,7 @@ def clip_table(synth_small, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(ray_local, clip_table, tmp_path_factory):
-    from gid.stages.render import RenderConfig, render_bulk
+    from gid.stages.bulk_render import RenderConfig, render_bulk
 
     _, table = clip_table
     out = tmp_path_factory.mktemp("render")
@@ -53,7 +53,7 @@ def first_run(ray_local, clip_table, tmp_path_factory):
 @pytest.mark.ray
 def test_videos_match_the_in_process_renderer(first_run, clip_table):
     """Each source's MP4 is the one-at-a-time render of its own motion (nothing swapped or lost)."""
-    from gid.pipeline.render import render_video
+    from gid.pipeline.warping import render_video
     from gid.pipeline.spectral import spectral_to_trajectories
 
     cfg, summary = first_run
@@ -100,7 +100,7 @@ def test_failures_are_rows_not_crashes(first_run, clip_table):
 
 @pytest.mark.ray
 def test_rerun_skips_done_items_and_redoes_missing_ones(first_run, clip_table):
-    from gid.stages.render import render_bulk
+    from gid.stages.bulk_render import render_bulk
 
     cfg, summary = first_run
     _, table = clip_table
@@ -151,7 +151,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
 def test_stored_motion_keeps_its_amplitude_at_another_length(clip_table):
     """irfft divides by T (§4.1): rendering a T-frame clip's volume over 2T frames doubles S."""
     from gid.pipeline.spectral import spectral_to_trajectories
-    from gid.stages.render import collect_inputs, read_batch
+    from gid.stages.bulk_render import collect_inputs, read_batch
 
     _, table = clip_table
     items = collect_inputs([table], spectral=True)[:1]
@@ -174,7 +174,7 @@ def test_video_names_are_unique_per_source():
 def test_clip_table_rows_are_named_after_their_video(clip_table):
     """`gid eval --gt` matches a video to its true motion by the id its name starts with."""
     from gid.datasets.ground_truth import match_id
-    from gid.stages.render import collect_inputs
+    from gid.stages.bulk_render import collect_inputs
 
     _, table = clip_table
     items = collect_inputs([table], spectral=True)

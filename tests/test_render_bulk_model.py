@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from gid.datasets.video import read_video, write_video
+from gid.datasets.video_io import read_video, write_video
 
 FRAMES, STEPS = 30, 2
 
@@ -41,9 +41,9 @@ def photos(tmp_path_factory):
 def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp_path):
     from gid.pipeline import GIDPipeline
     from gid.pipeline.images import load_image
-    from gid.pipeline.render import render_video, resize_spectral
+    from gid.pipeline.warping import render_video, resize_spectral
     from gid.pipeline.spectral import spectral_to_trajectories
-    from gid.stages.render import RenderConfig, photo_seed, render_bulk
+    from gid.stages.bulk_render import RenderConfig, photo_seed, render_bulk
 
     cfg = RenderConfig(model=bundle, out=tmp_path / "out", frames=FRAMES, num_inference_steps=STEPS, batch_size=2,
                        save_motion=True, progress=False, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from gid.pipeline.frame_quality import C1, psnr, ssim
-from gid.pipeline.render_losses import PERCEPTUAL_TAPS, RenderLoss, RenderLossConfig, VGG16Features, load_vgg16
+from gid.pipeline.image_quality import C1, psnr, ssim
+from gid.pipeline.frame_renderer_losses import PERCEPTUAL_TAPS, RenderLoss, RenderLossConfig, VGG16Features, load_vgg16
 
 
 def test_psnr_of_a_known_error():
@@ -74,9 +74,9 @@ def test_compare_on_videos_scores_both_renderers_on_hard_pixels():
     """An untrained renderer is the baseline (equal scores); the baseline beats a still frame where
     the clip changes, and disocclusion holes are scored separately."""
     from gid.datasets.synthetic import SynthConfig, generate_video
-    from gid.pipeline.frame_quality import psnr as frame_psnr
+    from gid.pipeline.image_quality import psnr as frame_psnr
     from gid.testing.render_eval import compare_on_videos
-    from gid.pipeline.renderer import FrameRenderer
+    from gid.pipeline.frame_renderer import FrameRenderer
 
     video = generate_video(4, 0, SynthConfig(num_frames=24, width=64, height=48))
     scores = compare_on_videos([video], FrameRenderer(channels=(8, 16), blocks=(1, 1)), [6, 12, 18])

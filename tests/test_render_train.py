@@ -4,11 +4,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from gid.datasets.clips import make_clip_row, write_shard
+from gid.datasets.clip_table import make_clip_row, write_shard
 from gid.datasets.render_pairs import read_render_pairs, write_synthetic_render_clips
 from gid.datasets.synthetic import SynthConfig, generate_video
-from gid.pipeline.render import motion_metric, splat_metric
-from gid.pipeline.render_losses import RenderLoss, RenderLossConfig
+from gid.pipeline.warping import motion_metric, splat_metric
+from gid.pipeline.frame_renderer_losses import RenderLoss, RenderLossConfig
 
 CFG = SynthConfig(num_frames=24, width=64, height=48)
 MARGIN_DB = 0.1  # trained renderer over splat, PSNR on changed pixels (measured +0.28 dB at this budget)
@@ -68,8 +68,8 @@ def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tm
     pyramid with zero flow (the splat base still moves) still reaches +0.27 dB, so at this budget the
     gain comes from refining the splatted frame, not from the warped features."""
     from gid.testing.render_eval import compare_on_videos
-    from gid.pipeline.renderer import FrameRenderer
-    from gid.stages.train_renderer import RendererTask
+    from gid.pipeline.frame_renderer import FrameRenderer
+    from gid.stages.renderer_training import RendererTask
     from gid.stages.training import TrainConfig, fit
 
     task = RendererTask(pairs_dir, "tiny")

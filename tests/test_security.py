@@ -149,7 +149,7 @@ def test_resolved_entries_are_inside_or_refused(parts):
 
 
 def test_a_tampered_synth_manifest_cannot_read_outside(synth_small, tmp_path):
-    from gid.datasets.clips import synthetic_to_clips
+    from gid.datasets.clip_table import synthetic_to_clips
 
     data = tmp_path / "synth"
     data.mkdir()

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from gid.pipeline.dynamics import modal_basis
-from gid.pipeline.render import resize_spectral
+from gid.pipeline.warping import resize_spectral
 from gid.stages.serve import ServeConfig, create_app
 
 

@@ -131,7 +131,7 @@ def test_video_upload_brings_its_own_motion(page, tmp_path_factory):
     """A short video (a real photo swayed by a known field) is shown by its first frame, its loop
     plays and a drag at the swaying flower moves it."""
     from gid.datasets.swaying_photo import SwayConfig, swaying_video
-    from gid.datasets.video import write_video
+    from gid.datasets.video_io import write_video
 
     path = tmp_path_factory.mktemp("video") / "sway.mp4"
     write_video(path, swaying_video(SwayConfig(num_frames=48, width=128, height=84))[0], 30, crf=12)

@@ -65,7 +65,7 @@ def test_serve_predicts_uploaded_photos(bundle, photo_png):
 
 
 def test_interact_with_a_model(bundle, photo_png, tmp_path):
-    from gid.datasets.video import read_video
+    from gid.datasets.video_io import read_video
     from gid.stages.interact import InteractConfig, interact
 
     (tmp_path / "p.png").write_bytes(photo_png)

@@ -7,7 +7,7 @@ import pytest
 
 from gid.datasets.synthetic import (LEAN_PER_WIND, THICKNESS_RANGE, WIND_RANGE, SynthConfig, _draw_gust, _make_plant,
                                     _redraw_unseen_motion, generate_video, load_ground_truth, warp_consistency_psnr)
-from gid.datasets.video import read_video
+from gid.datasets.video_io import read_video
 from gid.pipeline.spectral import spectral_to_trajectories, trajectories_to_spectral
 
 SMALL = SynthConfig(num_frames=40, width=96, height=64)

@@ -6,7 +6,7 @@ averages hide what a learned renderer changes. Every score is therefore also rep
 - ``changed``: pixels where the real frame t differs from frame 0 by more than 10/255 in some
   channel (moving objects, their edges, disocclusions);
 - ``holes``: pixels where softmax splatting lands (almost) nothing (``valid = 0`` of
-  :func:`gid.pipeline.render.splat_frames`): disocclusions, which the baseline fills by push-pull.
+  :func:`gid.pipeline.warping.splat_frames`): disocclusions, which the baseline fills by push-pull.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from gid.pipeline.frame_quality import psnr, ssim
-from gid.pipeline.render import motion_metric, splat_frames, splat_metric
+from gid.pipeline.image_quality import psnr, ssim
+from gid.pipeline.warping import motion_metric, splat_frames, splat_metric
 
 
 def frame_scores(pred: torch.Tensor, target: torch.Tensor, source: torch.Tensor, valid: torch.Tensor,
@@ -41,7 +41,7 @@ def compare_on_videos(videos: Iterable[Any], renderer: Any, times: Iterable[int]
 
     Args:
         videos: :class:`gid.datasets.synthetic.SynthVideo` objects (exact frames and trajectories).
-        renderer: a :class:`~gid.pipeline.renderer.FrameRenderer`.
+        renderer: a :class:`~gid.pipeline.frame_renderer.FrameRenderer`.
         times: frame indices t ≥ 1 rendered from frame 0 of each video.
         lpips: optional :class:`~gid.pipeline.lpips.LPIPS` model (local weights) adding an ``lpips`` score.
 

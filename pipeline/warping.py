@@ -22,7 +22,7 @@ Where (almost) no source pixel lands (disocclusions: splatted coverage ``Σ b < 
 averages on a pyramid, pulled back down, so holes take the colour of their surroundings.
 
 ``render_video(image, trajectories, renderer=None)`` renders a whole clip either with this
-baseline ("splat") or with a learned :class:`gid.pipeline.renderer.FrameRenderer`.
+baseline ("splat") or with a learned :class:`gid.pipeline.frame_renderer.FrameRenderer`.
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def _check_inputs(image: np.ndarray, trajectories: np.ndarray) -> None:
         raise ValueError(f"trajectories must have shape (T, 2, H, W), got {trajectories.shape}")
     if trajectories.shape[2:] != image.shape[:2]:
         raise ValueError(f"trajectories are {trajectories.shape[3]}x{trajectories.shape[2]} but the image is "
-                         f"{image.shape[1]}x{image.shape[0]}; resize them first (gid.pipeline.render.resize_flow)")
+                         f"{image.shape[1]}x{image.shape[0]}; resize them first (gid.pipeline.warping.resize_flow)")
 
 
 def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = None, batch_size: int = 8,
@@ -132,7 +132,7 @@ def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = No
     Args:
         image: ``(H, W, 3)`` uint8 RGB, frame 0.
         trajectories: ``(T, 2, H, W)`` float32 displacements ``F_t`` in pixels at the image's size.
-        renderer: ``None`` for the softsplat baseline, or a :class:`~gid.pipeline.renderer.FrameRenderer`
+        renderer: ``None`` for the softsplat baseline, or a :class:`~gid.pipeline.frame_renderer.FrameRenderer`
             (run on its own device, in eval mode, without gradients).
         batch_size: frames rendered per call.
         progress: show a tqdm bar.

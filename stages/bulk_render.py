@@ -140,7 +140,7 @@ def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectr
     """
     import pyarrow.parquet as pq
 
-    from gid.datasets.clips import check_format
+    from gid.datasets.clip_table import check_format
 
     items: list[dict[str, Any]] = []
     if not inputs:
@@ -195,10 +195,10 @@ def video_name(source: str, name: str) -> str:
 
 def _read_parquet_rows(path: str, rows: list[int], columns: list[str]) -> dict[int, dict[str, Any]]:
     """The given global row numbers of one Parquet file, reading only the row groups that hold them
-    (a clip table's ``spectral`` as a ``(K, 4, H, W)`` float32 array, through gid.datasets.clips.clip_arrays)."""
+    (a clip table's ``spectral`` as a ``(K, 4, H, W)`` float32 array, through gid.datasets.clip_table.clip_arrays)."""
     import pyarrow.parquet as pq
 
-    from gid.datasets.clips import clip_arrays
+    from gid.datasets.clip_table import clip_arrays
 
     pf = pq.ParquetFile(path)
     starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
@@ -229,7 +229,7 @@ def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, 
     ``num_frames / T``: the inverse DFT divides by the length (§4.1), so this keeps the amplitudes
     in pixels when the video is rendered with another number of frames.
     """
-    from gid.datasets.clips import decode_image
+    from gid.datasets.clip_table import decode_image
     from gid.pipeline.images import fit_image, load_image
 
     sources, paths, rows = list(batch["source"]), list(batch["path"]), [int(r) for r in batch["row"]]
@@ -290,7 +290,7 @@ class MotionRenderer:
         self.frame_renderer = None
         learned = self.cfg.model is not None and (Path(self.cfg.model) / "renderer").is_dir()
         if self.cfg.renderer == "learned" or (self.cfg.renderer == "auto" and learned):
-            from gid.pipeline.renderer import load_renderer
+            from gid.pipeline.frame_renderer import load_renderer
 
             self.frame_renderer = load_renderer(Path(self.cfg.model) / "renderer", self.device)
 
@@ -305,7 +305,7 @@ class MotionRenderer:
 
     def _render(self, image: np.ndarray, spec: "torch.Tensor") -> np.ndarray:
         """One photo ``(H, W, 3)`` and its motion ``(K, 4, h, w)`` → frames ``(T, H, W, 3)`` uint8."""
-        from gid.pipeline.render import render_video, resize_spectral
+        from gid.pipeline.warping import render_video, resize_spectral
         from gid.pipeline.spectral import spectral_to_trajectories
 
         spec = resize_spectral(spec.to(self.device), (image.shape[0], image.shape[1]))
@@ -377,7 +377,7 @@ def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str
     model's resolution, amplification applied) goes beside it as ``{video}.npy``, and what it holds
     as ``{video}.motion.json`` (:func:`motion_sidecar`).
     """
-    from gid.datasets.video import atomic_path, write_video
+    from gid.datasets.video_io import atomic_path, write_video
 
     videos, num_frames, errors = [], [], list(batch["error"])
     for i, source in enumerate(batch["source"]):
@@ -427,7 +427,7 @@ def _write_part(rows: list[dict[str, Any]], folder: Path, run_id: str, index: in
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from gid.datasets.video import atomic_path
+    from gid.datasets.video_io import atomic_path
 
     with atomic_path(folder / f"part-{run_id}-{index:05d}.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows), tmp)
@@ -438,7 +438,7 @@ def _consolidate(out: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from gid.datasets.video import atomic_path
+    from gid.datasets.video_io import atomic_path
 
     table = read_manifest(out)
     rows = list({row["source"]: row for row in table.to_pylist()}.values()) if table is not None else []

@@ -1,6 +1,6 @@
 """Training tasks of the motion model for gid.stages.training: the SpectralVAE and the MotionUNet.
 
-Both read the clip table (gid.datasets.clips) with Ray Data, decode each row to
+Both read the clip table (gid.datasets.clip_table) with Ray Data, decode each row to
 ``image (3, H, W)`` in [0, 1] and the Eq. 4-normalized spectral volume ``(K, 4, H, W)``, and write
 into the model bundle ``B`` (a :class:`gid.pipeline.GIDPipeline` folder): ``gid train vae`` → ``B/vae``;
 ``gid train motion`` → ``B/unet``, ``B/scheduler`` (stage 1: single slices; stage 2: frequency
@@ -31,7 +31,7 @@ def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
     """T, fps, K, H, W and number of clips of a clip table; clear errors for a missing or empty one."""
     import pyarrow.parquet as pq
 
-    from gid.datasets.clips import shard_paths
+    from gid.datasets.clip_table import shard_paths
 
     if not Path(data_dir).is_dir():
         raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` or "
@@ -77,7 +77,7 @@ def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | P
 def decode_batch(batch, scales: np.ndarray) -> dict[str, np.ndarray]:
     """Clip rows (a pyarrow Table or a Ray numpy batch with ``image`` and ``spectral``) →
     ``image (N, 3, H, W)`` float32 [0, 1], ``spectral (N, K, 4, H, W)`` normalized (Eq. 4)."""
-    from gid.datasets.clips import clip_arrays
+    from gid.datasets.clip_table import clip_arrays
     from gid.pipeline.normalize import normalize
 
     arrays = clip_arrays(batch, ["image", "spectral"])
@@ -110,7 +110,7 @@ class _ClipTask(TrainingTask):
     def dataset(self):
         import ray.data
 
-        from gid.datasets.clips import shard_paths
+        from gid.datasets.clip_table import shard_paths
 
         ds = ray.data.read_parquet([str(p) for p in shard_paths(self.data)], columns=["image", "spectral"])
         scales = self.scales
@@ -120,7 +120,7 @@ class _ClipTask(TrainingTask):
         """The first ``count`` clips decoded (for latent statistics and pictures), without Ray."""
         import pyarrow.parquet as pq
 
-        from gid.datasets.clips import shard_paths
+        from gid.datasets.clip_table import shard_paths
 
         table = pq.read_table(shard_paths(self.data)[0], columns=["image", "spectral"]).slice(0, count)
         return decode_batch(table, self.scales)

@@ -3,7 +3,7 @@
 Data: pairs ``(I_0, I_t, F_t)`` from a clip table with target frames (`gid preprocess
 --target-frames N`, or :func:`gid.datasets.render_pairs.write_synthetic_render_clips` for exact
 synthetic motion), read by :func:`gid.datasets.render_pairs.read_render_pairs`. Model:
-:class:`gid.pipeline.renderer.FrameRenderer`. Loss: :class:`gid.pipeline.render_losses.RenderLoss`.
+:class:`gid.pipeline.frame_renderer.FrameRenderer`. Loss: :class:`gid.pipeline.frame_renderer_losses.RenderLoss`.
 The final EMA weights go to ``OUT/renderer/`` (save_pretrained, safetensors).
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gid.pipeline.render_losses import RenderLossConfig
+from gid.pipeline.frame_renderer_losses import RenderLossConfig
 from gid.stages.training import TrainingTask
 
 
@@ -29,7 +29,7 @@ class RendererTask(TrainingTask):
 
     def __init__(self, data_dir: str | Path, preset: str = "tiny", loss: RenderLossConfig | None = None,
                  max_pairs: int | None = None) -> None:
-        from gid.pipeline.renderer import PRESETS
+        from gid.pipeline.frame_renderer import PRESETS
 
         if preset not in PRESETS:
             raise ValueError(f"--config must be one of {', '.join(PRESETS)}, got {preset!r}")
@@ -46,7 +46,7 @@ class RendererTask(TrainingTask):
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        from gid.datasets.clips import shard_paths
+        from gid.datasets.clip_table import shard_paths
         from gid.datasets.render_pairs import TARGET_COLUMNS
 
         paths = shard_paths(self.data_dir)
@@ -59,7 +59,7 @@ class RendererTask(TrainingTask):
         return (min(pairs, self.max_pairs) if self.max_pairs else pairs), f"--data {self.data_dir}"
 
     def config_dict(self) -> dict:
-        from gid.pipeline.renderer import PRESETS
+        from gid.pipeline.frame_renderer import PRESETS
 
         return {"preset": self.preset, **PRESETS[self.preset], "loss": asdict(self.loss_config)}
 
@@ -74,12 +74,12 @@ class RendererTask(TrainingTask):
         return ray.data.from_items(rows)
 
     def build_model(self):
-        from gid.pipeline.renderer import FrameRenderer
+        from gid.pipeline.frame_renderer import FrameRenderer
 
         return FrameRenderer.from_preset(self.preset)
 
     def setup(self, device) -> None:
-        from gid.pipeline.render_losses import RenderLoss
+        from gid.pipeline.frame_renderer_losses import RenderLoss
 
         self._loss = RenderLoss(self.loss_config).to(device)
 
@@ -101,7 +101,7 @@ class RendererTask(TrainingTask):
         import torch
         from PIL import Image
 
-        from gid.pipeline.render import splat_frames
+        from gid.pipeline.warping import splat_frames
         from gid.pipeline.visualize import contact_sheet
 
         if self._preview is None:

@@ -4,13 +4,13 @@
 
 1. an encoder turns ``I_0 (B, 3, H, W)`` into a feature pyramid, level l at ``(H/2^l, W/2^l)``
    (paper: a ResNet-34 encoder; the ``paper`` preset has ResNet-34's block counts and widths);
-2. at every level, ``F_t`` is resized and rescaled to the level (:func:`~gid.pipeline.render.resize_flow`)
+2. at every level, ``F_t`` is resized and rescaled to the level (:func:`~gid.pipeline.warping.resize_flow`)
    and the features are forward-warped with softmax splatting (``gid.kernels.softsplat``, mode
    ``soft``) weighted by the motion-magnitude depth proxy ``Z`` (§5; resized, not rescaled, since
    it orders depth rather than measuring displacement); each level also gets its splat coverage
    ``min(Σ b, 1)`` so the decoder knows where nothing landed;
 3. a synthesis decoder fuses the warped levels coarse to fine, together with the baseline frame
-   (softsplat of ``I_0`` + push-pull hole filling, :func:`~gid.pipeline.render.splat_frames`) and
+   (softsplat of ``I_0`` + push-pull hole filling, :func:`~gid.pipeline.warping.splat_frames`) and
    its validity mask, and predicts a correction added to that baseline.
 
 The correction's last convolution starts at zero, so an untrained renderer *is* the splat baseline
@@ -28,7 +28,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from gid.kernels import softsplat
-from gid.pipeline.render import resize_flow, splat_frames
+from gid.pipeline.warping import resize_flow, splat_frames
 
 PRESETS = {
     "tiny": {"channels": (24, 48, 96), "blocks": (1, 1, 1)},
@@ -94,7 +94,7 @@ class FrameRenderer(ModelMixin, ConfigMixin):
         Args:
             image: ``(B, 3, H, W)`` frame 0 in [0, 1].
             flow: ``(B, 2, H, W)`` ``F_t`` in pixels.
-            metric: ``(B, 1, H, W)`` ``Z`` from :func:`gid.pipeline.render.splat_metric`.
+            metric: ``(B, 1, H, W)`` ``Z`` from :func:`gid.pipeline.warping.splat_metric`.
 
         Returns:
             ``(B, 3, H, W)`` frame t (not clamped; [0, 1] up to the correction's overshoot).

@@ -3,7 +3,7 @@
 Layout of ``DIR``::
 
     preprocess.json          the settings of the run (a rerun with other settings is refused)
-    clips/{sid}-{n}.parquet  clip-table shards of source ``sid = sha1(key)[:16]`` (gid.datasets.clips)
+    clips/{sid}-{n}.parquet  clip-table shards of source ``sid = sha1(key)[:16]`` (gid.datasets.clip_table)
     .pending/                shards of sources not yet committed (written by the workers)
     done/{run}-{n}.parquet   the done log: one row per finished source (key, status, counts, reasons),
                              one file per commit; its Parquet metadata holds the commit's merged sketch
@@ -37,8 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gid.datasets.clips import clip_table, parquet_options
-from gid.datasets.video import atomic_path
+from gid.datasets.clip_table import clip_table, parquet_options
+from gid.datasets.video_io import atomic_path
 from gid.pipeline.normalize import FrequencyStats, save_scales
 
 ERROR_SCHEMA = pa.schema([("source", pa.string()), ("stage", pa.string()), ("error", pa.string())])

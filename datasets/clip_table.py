@@ -20,7 +20,7 @@ motion_mean     float32                      mean over pixels and time of ``‖F
 ==============  ===========================  ===========================================================
 
 Producers may add columns (quality measures, target frames); readers ignore what they do not use.
-``gid preprocess`` adds the quality measures of gid.pipeline.quality (``motion_p99``, ``cut_score``,
+``gid preprocess`` adds the quality measures of gid.pipeline.clip_filters (``motion_p99``, ``cut_score``,
 ``inconsistent_frac``, ``photometric_error``, float32) and, with ``--target-frames N``, for renderer
 training:
 
@@ -50,7 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gid.datasets.safe_paths import inside
-from gid.datasets.video import atomic_path
+from gid.datasets.video_io import atomic_path
 
 BASE_COLUMNS = ("clip_id", "source", "start_frame", "num_frames", "fps", "height", "width", "num_freqs", "image",
                 "spectral", "motion_mean")
@@ -361,5 +361,5 @@ def _make_clip_dataset():
                         spectral = normalize(spectral, self.scales.astype(np.float32))
                     yield image, torch.from_numpy(np.ascontiguousarray(spectral))
 
-    ClipDataset.__qualname__ = ClipDataset.__name__  # picklable as gid.datasets.clips.ClipDataset
+    ClipDataset.__qualname__ = ClipDataset.__name__  # picklable as gid.datasets.clip_table.ClipDataset
     return ClipDataset
