@@ -137,3 +137,15 @@ def load_renderer(folder: str | Path, device: str | torch.device = "cpu") -> Fra
         raise ValueError(f"{folder}: cannot load the renderer ({type(err).__name__}: {str(err).splitlines()[0]}); "
                          "retrain it with `gid train renderer`, or use --renderer splat") from None
     return renderer.to(device).eval()
+
+
+def choose_renderer(choice: str | None, bundle: str | Path | None = None,
+                    device: str | torch.device = "cpu") -> FrameRenderer | None:
+    """The renderer a command's ``--renderer`` names: ``'splat'`` → None (softmax splatting), a folder →
+    :func:`load_renderer`, nothing → ``bundle/renderer`` when the bundle has one, else None."""
+    if choice == "splat":
+        return None
+    if choice is None:
+        folder = Path(bundle) / "renderer" if bundle is not None else None
+        return load_renderer(folder, device) if folder is not None and folder.is_dir() else None
+    return load_renderer(choice, device)

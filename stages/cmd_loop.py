@@ -38,12 +38,13 @@ def register(app: typer.Typer) -> None:
 
         from gid.datasets.video_io import write_gif, write_video
         from gid.pipeline.video_loop import fidelity, parse_band, reference_frames, render_loop, seam
-        from gid.stages.footage import load_renderer, load_video_motion
+        from gid.pipeline.frame_renderer import choose_renderer
+        from gid.stages.footage import load_video_motion
 
         if out.suffix.lower() != ".mp4":
             raise ValueError(f"--out must end in .mp4 ({out}); give a name like loop.mp4")
         opts = clip_options(start, frames, fps, None, max_side, num_freqs, flow, camera)
-        frame_renderer = load_renderer(renderer)
+        frame_renderer = choose_renderer(renderer)
         if band is not None:  # refuse a bad band before the (long) motion estimate
             from gid.datasets.video_clip import probe_video
 

@@ -76,16 +76,3 @@ def motion_meta(clip, motion, opts: ClipOptions) -> dict:
     return {"source": str(clip.source), "start": clip.start, "T": motion.num_frames, "fps": motion.fps,
             "K": int(motion.spectral.shape[0]), "size": [width, height], "flow": opts.flow,
             "camera": {"removed": motion.camera.removed, "peak_px": round(motion.camera.peak_px, 3)}}
-
-
-def load_renderer(choice: str):
-    """``'splat'`` → None (softmax splatting), else a trained :class:`~gid.pipeline.frame_renderer.FrameRenderer` folder."""
-    if choice == "splat":
-        return None
-    folder = Path(choice)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"--renderer {choice}: not a trained renderer folder (no config.json); train one "
-                                "with `gid train renderer`, or use --renderer splat")
-    from gid.pipeline.frame_renderer import FrameRenderer
-
-    return FrameRenderer.from_pretrained(folder).eval()

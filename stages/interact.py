@@ -149,10 +149,8 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     trajectories = simulate(spectral, point, vector, cfg.frames, cfg.fps, damping=cfg.damping, mass=cfg.mass,
                             impulse=cfg.force is not None and not cfg.release, spectral_frames=source.num_frames,
                             spectral_fps=source.fps)
-    renderer = None
-    if cfg.renderer != "splat":
-        from gid.pipeline.frame_renderer import load_renderer
+    from gid.pipeline.frame_renderer import choose_renderer
 
-        renderer = load_renderer(cfg.renderer)
+    renderer = choose_renderer(cfg.renderer)
     frames = render_video(image, trajectories, renderer, progress=progress)
     return write_video(cfg.out, frames, cfg.fps)
