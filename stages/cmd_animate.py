@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
         spectral: Path = typer.Option(None, help="Use this (K, 4, H, W) .npy spectral volume instead of a model "
                                                  "(e.g. a synthetic clip's ground truth)."),
         renderer: str = typer.Option(None, help="'splat' for plain softmax splatting, or a trained renderer folder; "
-                                                "default: the bundle's renderer if it has one, else splat."),
+                                                "default: the bundle's renderer if its frames differ from splat's "
+                                                "(checked on two frames), else splat; the choice is printed."),
         frames: int = typer.Option(150, help="Number of frames T (the motion repeats every T frames)."),
         spectral_frames: int = typer.Option(None, help="With --spectral: the T its volume was computed over "
                                                        "(rfft of T frames); amplitudes are rescaled by frames/T so "
@@ -54,7 +55,8 @@ def register(app: typer.Typer) -> None:
                                                         "(with --model)."),
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it."),
         guidance: float = typer.Option(1.75, help="Classifier-free guidance weight w (with --model)."),
-        steps: int = typer.Option(250, help="DDIM sampling steps (with --model; the paper uses 250)."),
+        steps: int = typer.Option(50, help="DDIM sampling steps (with --model; the paper uses 250, docs/motion.md's "
+                                           "figures 25; 50 keeps a 752x600 photo under 90 s on 2 CPU cores)."),
         seed: int = typer.Option(0, help="Seed of the motion sample (with --model)."),
         gif: bool = typer.Option(False, "--gif", help="Also write a GIF next to the MP4."),
         show_motion: bool = typer.Option(False, "--show-motion", help="Put a flow-colour picture of the motion beside "
@@ -66,9 +68,15 @@ def register(app: typer.Typer) -> None:
         The output keeps the photo's aspect ratio (long side at most --max-side, even size);
         motion at any resolution is resized to it with its displacements rescaled.
         """
+        import time
+
+        import numpy as np
+        import torch
+
         from gid.datasets.video import write_gif, write_video
-        from gid.pipeline.animate import animate as run_animate, predict_spectral
+        from gid.pipeline.animate import check_size, motion_panel, pick_renderer, predict_spectral, spectral_to_motion
         from gid.pipeline.images import fit_image, load_image
+        from gid.pipeline.render import render_video
 
         if (model is None) == (spectral is None):
             raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
@@ -78,23 +86,48 @@ def register(app: typer.Typer) -> None:
             raise ValueError(f"--fps must be positive, got {fps}")
         if out.suffix.lower() != ".mp4":
             raise ValueError(f"--out must end in .mp4, got {out}")
+        clock = time.perf_counter()
+
+        def stage(name: str, detail: str = "") -> None:
+            nonlocal clock
+            typer.echo(f"gid animate: {name} {time.perf_counter() - clock:.1f} s{detail}", err=True)
+            clock = time.perf_counter()
+
         photo = fit_image(load_image(image), max_side)
         frame_renderer = _load_renderer(renderer, model)
+        check_size(photo.shape[0], photo.shape[1], frames, max_side, frame_renderer)
         if model is not None:
             from gid.pipeline.motion_pipeline import MotionPipeline
 
             if not (model / "bundle.json").is_file():
                 raise FileNotFoundError(f"{model}: not a model bundle (no bundle.json); train one with `gid train`")
             pipe = MotionPipeline.from_bundle(model)
-            volume = predict_spectral(pipe, photo, frames, steps, guidance, loop, seed)
+            stage("load", f" ({photo.shape[1]}x{photo.shape[0]} photo, bundle {model})")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the motion model's small tensors: one thread beats two (benchmarks/animate.py)
+            try:
+                volume = predict_spectral(pipe, photo, frames, steps, guidance, loop, seed)
+            finally:
+                torch.set_num_threads(threads)
+            stage("sample", f" ({steps} DDIM steps)")
         else:
             volume = _load_spectral(spectral)
             if spectral_frames is not None:
                 if spectral_frames < 2:
                     raise ValueError(f"--spectral-frames must be at least 2, got {spectral_frames}")
                 volume = volume * (frames / spectral_frames)
-        video = run_animate(photo, volume, frames, amplify, frame_renderer, show_motion)
+            stage("load", f" ({photo.shape[1]}x{photo.shape[0]} photo, {spectral})")
+        trajectories = spectral_to_motion(volume, photo.shape[:2], frames, amplify)
+        used = "splat" if frame_renderer is None else "learned"
+        if renderer is None and frame_renderer is not None:
+            frame_renderer, used = pick_renderer(photo, trajectories, frame_renderer)
+        video = render_video(photo, trajectories, frame_renderer, progress=True)
+        if show_motion:
+            video = np.concatenate([video, motion_panel(trajectories)], axis=2)
+        del trajectories
+        stage("render", f" ({frames} frames, renderer: {used})")
         write_video(out, video, fps)
+        stage("encode")
         typer.echo(f"wrote {out} ({len(video)} frames, {video.shape[2]}x{video.shape[1]}, "
                    f"{'learned renderer' if frame_renderer is not None else 'splat'})")
         if gif:
