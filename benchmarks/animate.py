@@ -130,7 +130,9 @@ def main() -> None:
     for size in args.sizes.split(","):
         for preset in args.presets.split(","):
             out = subprocess.run([sys.executable, __file__, "--row", size, preset, "--frames", str(args.frames),
-                                  "--steps", str(args.steps)], capture_output=True, text=True, check=True)
+                                  "--steps", str(args.steps)], capture_output=True, text=True)
+            if out.returncode:
+                sys.exit(f"{size} {preset} failed:\n{out.stderr[-3000:]}")
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{size:>10} {preset:>6} {row['sample_s']:9.2f} {row['splat_fps']:10.2f} {row['learned_fps']:12.2f} "
