@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -115,13 +116,16 @@ def bench_softsplat(device: torch.device, backends: list[str], repeats: int) -> 
 
 
 def bench_training(device: torch.device, presets=("tiny", "paper"), steps: int = 10, batch: int = 2) -> list[dict]:
-    """One AdamW step of the motion U-Net under bf16 autocast, as `gid train motion` runs it on a GPU."""
+    """AdamW steps of the motion U-Net under bf16 autocast, as `gid train motion` runs them on a GPU.
+
+    ``batch`` whole volumes of 16 frequency slices each; peak memory only on CUDA."""
     import torch.nn.functional as F
 
     from gid.pipeline.motion_presets import get_preset
     from gid.pipeline.unet import MotionUNet
     from gid.pipeline.vae import SpectralVAE
 
+    cuda = device.type == "cuda"
     rows = []
     for name in presets:
         spec = get_preset(name)
@@ -131,34 +135,37 @@ def bench_training(device: torch.device, presets=("tiny", "paper"), steps: int =
                           **{k: v for k, v in spec.unet.items() if k != "freq_attention_heads"}).to(device)
         opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
         n = batch * 16
-        latent = torch.randn(n, unet.config.in_channels if hasattr(unet.config, "in_channels") else 4,
-                             height // factor, width // factor, device=device)
+        latent = torch.randn(n, unet.config.latent_channels, height // factor, width // factor, device=device)
         image = torch.rand(n, 3, height, width, device=device) * 2 - 1
         freq = torch.arange(16, device=device).repeat(batch)
 
         def step():
             noise = torch.randn_like(latent)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 pred = unet(latent + noise, torch.randint(0, 1000, (n,), device=device), freq, image)
             loss = F.mse_loss(pred.float(), noise)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            return loss
 
         step()
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        torch.cuda.synchronize(device)
-        rows.append({"preset": name, "batch": f"{batch} volumes ({n} slices)", "steps_per_s": steps / (time.perf_counter() - start),
-                     "peak_gb": torch.cuda.max_memory_allocated(device) / 2**30})
+        losses = [float(step()) for _ in range(steps)]
+        rows.append({"preset": name, "batch": f"{batch} volumes ({n} slices)",
+                     "steps_per_s": steps / (time.perf_counter() - start), "finite": all(map(math.isfinite, losses)),
+                     "peak_gb": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None})
         del unet, opt
     return rows
 
 
-def bench_render(device: torch.device, frames: int = 48) -> list[dict]:
+def bench_render(device: torch.device, frames: int = 48, presets=("paper", "tiny"),
+                 sizes=((256, 160), (752, 600)), batches=(1, 8)) -> list[dict]:
+    """Frames/s of :func:`gid.pipeline.render.render_video` (the render stage of `gid render`) per renderer,
+    size and batch, on random frames and motion."""
     import numpy as np
 
     from gid.pipeline.render import render_video
@@ -166,18 +173,17 @@ def bench_render(device: torch.device, frames: int = 48) -> list[dict]:
 
     rows = []
     rng = np.random.default_rng(0)
-    for preset in ("paper", "tiny"):
+    for preset in presets:
         renderer = FrameRenderer.from_preset(preset).to(device)
-        for width, height in ((256, 160), (752, 600)):
+        for width, height in sizes:
             image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
             traj = (rng.standard_normal((frames, 2, height, width)) * 2).astype(np.float32)
-            for batch in (1, 8):
-                render_video(image, traj[:batch], renderer, batch_size=batch)
-                torch.cuda.synchronize(device)
+            for batch in batches:
+                render_video(image, traj[:batch], renderer, batch_size=batch)  # warm-up (and autotuning)
                 start = time.perf_counter()
-                render_video(image, traj, renderer, batch_size=batch)
+                video = render_video(image, traj, renderer, batch_size=batch)  # returns on the host: synchronised
                 rows.append({"renderer": preset, "size": f"{width}x{height}", "batch": batch,
-                             "frames_per_s": frames / (time.perf_counter() - start)})
+                             "frames_per_s": len(video) / (time.perf_counter() - start)})
     return rows
 
 
@@ -209,7 +215,7 @@ def print_table(result: dict) -> None:
               f"{cupy:>8} {r['gb_s']:7.0f} {pct:>7}")
     for r in result["training"]:
         print(f"bf16 training step, {r['preset']:>5} U-Net, {r['batch']}: {r['steps_per_s']:.2f} steps/s, "
-              f"peak {r['peak_gb']:.2f} GB")
+              f"peak {r['peak_gb']:.2f} GB, losses finite: {r['finite']}")
     for r in result["render"]:
         print(f"render, {r['renderer']:>5} renderer, {r['size']:>8}, batch {r['batch']}: {r['frames_per_s']:.1f} frames/s")
     if result.get("preprocess"):

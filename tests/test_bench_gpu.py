@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gpu import MODES, check_kernels  # noqa: E402
+from gpu import MODES, bench_render, bench_training, check_kernels  # noqa: E402
 
 
 def test_check_kernels_passes_the_torch_backend_in_every_mode_with_gradients():
@@ -28,3 +28,13 @@ def test_check_kernels_catches_a_wrong_gradient(monkeypatch):
     monkeypatch.setattr(softsplat_torch.SoftsplatTorch, "backward", staticmethod(no_flow_gradient))
     rows = check_kernels(torch.device("cpu"), ["torch"], shapes=((2, 3, 9, 11),))
     assert not any(r["ok"] for r in rows)
+
+
+def test_training_step_and_render_rows_run_on_cpu():
+    """The same code the GPU run uses, at CPU size: a bf16-autocast U-Net step whose losses stay finite,
+    and render frames/s for each batch size."""
+    (train,) = bench_training(torch.device("cpu"), presets=("tiny",), steps=1, batch=1)
+    assert train["finite"] and train["steps_per_s"] > 0 and train["peak_gb"] is None
+    rows = bench_render(torch.device("cpu"), frames=2, presets=("tiny",), sizes=((32, 24),), batches=(1, 2))
+    assert [(r["size"], r["batch"]) for r in rows] == [("32x24", 1), ("32x24", 2)]
+    assert all(r["frames_per_s"] > 0 for r in rows)
