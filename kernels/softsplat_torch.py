@@ -82,6 +82,11 @@ def _exp_factor(z: torch.Tensor, peak: torch.Tensor, index: torch.Tensor) -> tor
     return torch.exp(torch.clamp(z - peak[index], max=0.0))
 
 
+def _is_channels_last(input: torch.Tensor) -> bool:
+    """Whether ``input (B, C, H, W)`` is stored channels-last (the output then is too: no transpose back)."""
+    return input.shape[1] > 1 and input.is_contiguous(memory_format=torch.channels_last)
+
+
 class SoftsplatTorch(torch.autograd.Function):
     """``(input (B, C, H, W), flow (B, 2, H, W), metric (B, 1, H, W) | None, mode) → (B, C, H, W)``.
 
@@ -121,7 +126,9 @@ class SoftsplatTorch(torch.autograd.Function):
         ctx.shape = input.shape
         ctx.dtypes = (input.dtype, flow.dtype, None if metric is None else metric.dtype)
         ctx.save_for_backward(x, flow, z, peak, count, out, den)
-        return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype).contiguous()
+        layout = torch.channels_last if _is_channels_last(input) else torch.contiguous_format
+        return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype).contiguous(
+            memory_format=layout)
 
     @staticmethod
     def backward(ctx, grad):

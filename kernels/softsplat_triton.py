@@ -19,12 +19,18 @@ The scatters use ``sem="relaxed"`` atomics: nothing reads the buffers before the
 on sm_90 this turns Triton's default ``atom.acq_rel`` (returns a value, orders memory) into
 fire-and-forget ``red.relaxed`` reductions.
 
+Block sizes are chosen by ``triton.autotune`` per channel count and mode (:func:`_block_configs`:
+``BLOCK_P`` 64/128/256 × ``BLOCK_C`` 8/16/32 on the GPU; the accumulators are zeroed between
+trials). Under the interpreter the configurations collapse to one (128 × 16), so nothing is timed.
+
 CUDA tensors run compiled kernels. CPU tensors run the same kernels in Triton's interpreter when
 ``TRITON_INTERPRET=1`` is in the environment before Triton is imported (``triton.jit`` reads it
 when it decorates, and Triton's own standard library is decorated at ``import triton``); that is
 how the CPU test suite checks them. Interpreter speed is only good for tiny shapes.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -36,6 +42,14 @@ MODE_IDS = {"sum": 0, "avg": 1, "linear": 2, "soft": 3}
 EPS_VALUE: tl.constexpr = tl.constexpr(EPS)
 BLOCK_P = 128
 BLOCK_C = 16
+
+
+def _block_configs() -> list[triton.Config]:
+    """Autotuning candidates: one (``BLOCK_P``, ``BLOCK_C``) under Triton's interpreter, nine on a GPU."""
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return [triton.Config({"BLOCK_P": BLOCK_P, "BLOCK_C": BLOCK_C})]
+    return [triton.Config({"BLOCK_P": p, "BLOCK_C": c}, num_warps=4 if p <= 128 else 8)
+            for p in (64, 128, 256) for c in (8, 16, 32)]
 
 
 @triton.jit
@@ -87,6 +101,7 @@ def _peak_kernel(flow_ptr, metric_ptr, peak_ptr, n_pixels, H, W, BLOCK_P: tl.con
     tl.atomic_max(base + y1 * W + x1, z, mask=v11 & (ax * ay > 0), sem="relaxed")
 
 
+@triton.autotune(configs=_block_configs(), key=["C", "MODE"], reset_to_zero=["num_ptr", "den_ptr", "count_ptr"])
 @triton.jit
 def _splat_kernel(
     x_ptr, flow_ptr, metric_ptr, peak_ptr, num_ptr, den_ptr, count_ptr, n_pixels, C, H, W,
@@ -147,6 +162,7 @@ def _splat_kernel(
     tl.atomic_add(out + q11[:, None], w11[:, None] * x, mask=v11[:, None] & c_ok, sem="relaxed")
 
 
+@triton.autotune(configs=_block_configs(), key=["C", "MODE"])
 @triton.jit
 def _grad_kernel(
     x_ptr, flow_ptr, metric_ptr, peak_ptr, count_ptr, g_ptr, s_ptr, gx_ptr, gflow_ptr, gmetric_ptr, n_pixels, C, H, W,
@@ -253,7 +269,7 @@ def _check_device(device: torch.device) -> None:
 
     if device.type == "cuda":
         return
-    if device.type == "cpu" and isinstance(_splat_kernel, InterpretedFunction):
+    if device.type == "cpu" and isinstance(_splat_kernel.fn, InterpretedFunction):
         return
     if device.type == "cpu":
         raise ValueError(
@@ -282,10 +298,8 @@ class SoftsplatTriton(torch.autograd.Function):
             count = torch.zeros_like(den)
             grid = (triton.cdiv(n_pixels, BLOCK_P),)
             _peak_kernel[grid](flow, metric, peak, n_pixels, height, width, BLOCK_P=BLOCK_P)
-        grid = (triton.cdiv(n_pixels, BLOCK_P), triton.cdiv(channels, BLOCK_C))
-        _splat_kernel[grid](
-            x, flow, metric, peak, num, den, count, n_pixels, channels, height, width,
-            MODE=mode_id, BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C,
+        _splat_kernel[lambda meta: (triton.cdiv(n_pixels, meta["BLOCK_P"]), triton.cdiv(channels, meta["BLOCK_C"]))](
+            x, flow, metric, peak, num, den, count, n_pixels, channels, height, width, MODE=mode_id,
         )
         out = num if mode == "sum" else num / (den + EPS)
         ctx.mode = mode
@@ -307,9 +321,9 @@ class SoftsplatTriton(torch.autograd.Function):
         grad_x = torch.empty(x.shape, device=x.device, dtype=torch.float32)
         grad_flow = torch.empty(flow.shape, device=x.device, dtype=torch.float32)
         grad_metric = torch.empty(den.shape, device=x.device, dtype=torch.float32)
-        _grad_kernel[(triton.cdiv(n_pixels, BLOCK_P),)](
+        _grad_kernel[lambda meta: (triton.cdiv(n_pixels, meta["BLOCK_P"]),)](
             x, flow, metric, peak, count, g, s, grad_x, grad_flow, grad_metric, n_pixels, channels, height, width,
-            MODE=MODE_IDS[ctx.mode], BLOCK_P=BLOCK_P, BLOCK_C=BLOCK_C,
+            MODE=MODE_IDS[ctx.mode],
         )
         gm = grad_metric.to(ctx.metric_dtype) if ctx.metric_dtype is not None else None
         return grad_x.to(x.dtype), grad_flow.to(flow.dtype), gm, None

@@ -28,7 +28,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from gid.kernels import softsplat
-from gid.pipeline.warping import resize_flow, splat_frames
+from gid.pipeline.warping import COVERAGE_MIN, fill_holes, resize_flow
 
 PRESETS = {
     "tiny": {"channels": (24, 48, 96), "blocks": (1, 1, 1)},
@@ -52,6 +52,26 @@ def _stage(in_channels: int, out_channels: int, blocks: int, stride: int) -> nn.
     layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)]
     layers += [ResBlock(out_channels) for _ in range(blocks)]
     return nn.Sequential(*layers)
+
+
+def concat_channels(parts: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """``torch.cat(parts, 1)`` in ``like``'s dtype and memory format: ``[(B, C_i, H, W)]`` → ``(B, ΣC_i, H, W)``.
+
+    Without autograd it copies each part into its channel slice of one buffer: on channels-last
+    bfloat16 tensors this is 4× faster than ``torch.cat`` of mixed float32/bfloat16 parts followed
+    by autocast's own cast (measured at 752×600, 73 channels), and the values are the same.
+    """
+    if torch.is_grad_enabled():
+        return torch.cat([p.to(like.dtype) for p in parts], 1)
+    layout = torch.channels_last if like.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    batch, _, height, width = parts[0].shape
+    out = torch.empty((batch, sum(p.shape[1] for p in parts), height, width), dtype=like.dtype, device=like.device,
+                      memory_format=layout)
+    start = 0
+    for part in parts:
+        out[:, start:start + part.shape[1]].copy_(part)
+        start += part.shape[1]
+    return out
 
 
 class FrameRenderer(ModelMixin, ConfigMixin):
@@ -88,8 +108,53 @@ class FrameRenderer(ModelMixin, ConfigMixin):
             raise ValueError(f"--config must be one of {', '.join(PRESETS)}, got {name!r}")
         return cls(**PRESETS[name])
 
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """The feature pyramid of ``I_0 (B, 3, H, W)``: level l is ``(B, channels[l], ⌈H/2^l⌉, ⌈W/2^l⌉)``.
+
+        It does not depend on t, so a video computes it once per photo (:func:`gid.pipeline.warping.render_video`).
+        """
+        features, x = [], image
+        for stage in self.encoder:
+            x = stage(x)
+            features.append(x)
+        return features
+
+    def decode(self, features: list[torch.Tensor], image: torch.Tensor, flow: torch.Tensor,
+               metric: torch.Tensor) -> torch.Tensor:
+        """Frame t from the pyramid of :meth:`encode`: warp every level by ``F_t``, fuse coarse to fine.
+
+        ``features`` and ``image`` may have batch 1 for a ``(B, 2, H, W)`` flow (one photo, B times
+        t): they are broadcast. The finest level is splatted together with ``I_0`` (one softsplat of
+        ``3 + channels[0]`` channels, the same weights per channel) and shares its coverage with the
+        baseline, so the baseline costs no splat of its own. The decoder works in the features' dtype
+        (bfloat16 under autocast); the baseline frame always in ``image``'s.
+        """
+        batch = flow.shape[0]
+        image = image.expand(batch, -1, -1, -1)
+        decoded = base = valid = None
+        for level in range(len(features) - 1, -1, -1):
+            feat = features[level].expand(batch, -1, -1, -1)
+            size = tuple(feat.shape[-2:])
+            level_flow = resize_flow(flow, size)
+            level_metric = F.interpolate(metric, size=size, mode="bilinear", align_corners=False, antialias=True)
+            coverage = softsplat(torch.ones_like(level_flow[:, :1]), level_flow, None, mode="sum")
+            if level == 0:
+                warped = softsplat(concat_channels([image.detach(), feat], image), level_flow, level_metric, mode="soft")
+                with torch.no_grad():
+                    valid = (coverage >= COVERAGE_MIN).to(image.dtype)
+                    base = fill_holes(warped[:, :3], valid)
+                warped = warped[:, 3:]
+            else:
+                warped = softsplat(feat, level_flow, level_metric, mode="soft")
+            parts = [warped, coverage.clamp(max=1.0)]
+            if decoded is not None:
+                parts.append(F.interpolate(decoded, size=size, mode="bilinear", align_corners=False))
+            decoded = self.decoder[level](concat_channels(parts, feat))
+        fused = F.silu(self.fuse(concat_channels([F.silu(decoded), base, valid], decoded)))
+        return base + self.head(fused)
+
     def forward(self, image: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
-        """Render frame t.
+        """Render frame t: :meth:`decode` of :meth:`encode` of ``I_0``.
 
         Args:
             image: ``(B, 3, H, W)`` frame 0 in [0, 1].
@@ -99,26 +164,7 @@ class FrameRenderer(ModelMixin, ConfigMixin):
         Returns:
             ``(B, 3, H, W)`` frame t (not clamped; [0, 1] up to the correction's overshoot).
         """
-        with torch.no_grad():
-            base, valid = splat_frames(image, flow, metric)
-        features, x = [], image
-        for stage in self.encoder:
-            x = stage(x)
-            features.append(x)
-        decoded = None
-        for level in range(len(features) - 1, -1, -1):
-            feat = features[level]
-            size = tuple(feat.shape[-2:])
-            level_flow = resize_flow(flow, size)
-            level_metric = F.interpolate(metric, size=size, mode="bilinear", align_corners=False, antialias=True)
-            warped = softsplat(feat, level_flow, level_metric, mode="soft")
-            coverage = softsplat(torch.ones_like(feat[:, :1]), level_flow, None, mode="sum").clamp(max=1.0)
-            parts = [warped, coverage]
-            if decoded is not None:
-                parts.append(F.interpolate(decoded, size=size, mode="bilinear", align_corners=False))
-            decoded = self.decoder[level](torch.cat(parts, 1))
-        fused = F.silu(self.fuse(torch.cat([F.silu(decoded), base, valid], 1)))
-        return base + self.head(fused)
+        return self.decode(self.encode(image), image, flow, metric)
 
 
 def load_renderer(folder: str | Path, device: str | torch.device = "cpu") -> FrameRenderer:

@@ -8,18 +8,6 @@ import typer
 from gid.pipeline.sampling import SAMPLING, check_sampling
 
 
-def _load_renderer(choice: str | None, model: Path | None):
-    """``None`` for the splat baseline, else a FrameRenderer in eval mode (bundle's renderer by default)."""
-    from gid.pipeline.frame_renderer import load_renderer
-
-    if choice == "splat":
-        return None
-    folder = Path(choice) if choice else (model / "renderer" if model else None)
-    if folder is None or (choice is None and not folder.is_dir()):
-        return None
-    return load_renderer(folder)
-
-
 def register(app: typer.Typer) -> None:
     @app.command()
     def animate(
@@ -30,7 +18,8 @@ def register(app: typer.Typer) -> None:
                                                  "(e.g. a synthetic clip's ground truth), or a `gid motion` folder "
                                                  "(its motion.json gives T and fps)."),
         renderer: str = typer.Option(None, help="'splat' for plain softmax splatting, or a trained renderer folder; "
-                                                "default: the bundle's renderer if it has one, else splat."),
+                                                "default: the bundle's renderer if its frames differ from splat's "
+                                                "(checked on two frames), else splat; the choice is printed."),
         frames: int = typer.Option(None, help="Number of frames T (the motion repeats every T frames); default "
                                               "150, or the T of a `gid motion` folder."),
         spectral_frames: int = typer.Option(None, help="With --spectral: the T its volume was computed over "
@@ -54,10 +43,17 @@ def register(app: typer.Typer) -> None:
         The output keeps the photo's aspect ratio (long side at most --max-side, even size);
         motion at any resolution is resized to it with its displacements rescaled.
         """
+        import time
+
+        import numpy as np
+        import torch
+
         from gid.datasets.spectral_file import load_spectral
         from gid.datasets.video_io import write_gif, write_video
-        from gid.pipeline.animate import animate as run_animate
+        from gid.pipeline.animate import check_size, motion_panel, pick_renderer, spectral_to_motion
+        from gid.pipeline.frame_renderer import choose_renderer
         from gid.pipeline.images import fit_image, load_image
+        from gid.pipeline.warping import render_video
         from gid.stages import validate
 
         if (model is None) == (spectral is None):
@@ -80,20 +76,45 @@ def register(app: typer.Typer) -> None:
         validate.at_least("--spectral-frames", spectral_frames, 2)
         if renderer not in (None, "splat"):
             validate.weights_folder(Path(renderer), "--renderer", "a trained renderer folder (BUNDLE/renderer)")
+        clock = time.perf_counter()
+
+        def stage(name: str, detail: str = "") -> None:
+            nonlocal clock
+            typer.echo(f"gid animate: {name} {time.perf_counter() - clock:.1f} s{detail}", err=True)
+            clock = time.perf_counter()
+
         photo = fit_image(load_image(image), max_side)
-        frame_renderer = _load_renderer(renderer, model)
+        frame_renderer = choose_renderer(renderer, model)
+        check_size(photo.shape[0], photo.shape[1], frames, max_side, frame_renderer)
         if model is not None:
             from gid.pipeline import GIDPipeline
 
             pipe = GIDPipeline.from_pretrained(model)
-            volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, loop=loop,
-                          seed=seed, batch_size=1)[0].float().cpu().numpy()
+            stage("load", f" ({photo.shape[1]}x{photo.shape[0]} photo, bundle {model})")
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # the motion model's small tensors: one thread beats two (benchmarks/animate.py)
+            try:
+                volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, loop=loop,
+                              seed=seed, batch_size=1)[0].float().cpu().numpy()
+            finally:
+                torch.set_num_threads(threads)
+            stage("sample", f" ({steps} DDIM steps)")
         else:
             volume = given.spectral
             if spectral_frames is not None:
                 volume = volume * (frames / spectral_frames)
-        video = run_animate(photo, volume, frames, amplify, frame_renderer, show_motion)
+            stage("load", f" ({photo.shape[1]}x{photo.shape[0]} photo, {spectral})")
+        trajectories = spectral_to_motion(volume, photo.shape[:2], frames, amplify)
+        used = "splat" if frame_renderer is None else "learned"
+        if renderer is None and frame_renderer is not None:
+            frame_renderer, used = pick_renderer(photo, trajectories, frame_renderer)
+        video = render_video(photo, trajectories, frame_renderer, progress=True)
+        if show_motion:
+            video = np.concatenate([video, motion_panel(trajectories)], axis=2)
+        del trajectories
+        stage("render", f" ({frames} frames, renderer: {used})")
         write_video(out, video, fps)
+        stage("encode")
         typer.echo(f"wrote {out} ({len(video)} frames, {video.shape[2]}x{video.shape[1]}, "
                    f"{'learned renderer' if frame_renderer is not None else 'splat'})")
         if gif:

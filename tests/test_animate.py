@@ -118,6 +118,8 @@ def test_animate_with_a_model_bundle(tmp_path):
     out = gid("animate", tmp_path / "p.png", "--out", tmp_path / "v.mp4", "--model", tmp_path / "b",
               "--frames", 30, "--steps", 2)
     assert out.returncode == 0, out.stderr
+    for stage in ("load", "sample", "render", "encode"):  # progress names every stage
+        assert f"gid animate: {stage} " in out.stderr
     frames, _ = read_video(tmp_path / "v.mp4")
     assert frames.shape == (30, 50, 90, 3)
     expected = GIDPipeline.from_pretrained(tmp_path / "b").animate(photo, num_frames=30, num_inference_steps=2)
@@ -134,6 +136,7 @@ def test_animate_with_a_model_bundle(tmp_path):
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--frames", "8"], "too few"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--renderer", "{tmp}"], "give a trained renderer folder"),
     (["{photo}", "--out", "{tmp}/v.mp4", "--model", "{tmp}"], "not a model bundle"),
+    (["{photo}", "--out", "{tmp}/v.mp4", "--spectral", "{spec}", "--max-side", "9000"], "beyond the renderer's limit"),
 ])
 def test_bad_input_gives_one_line_errors(scene, tmp_path, args, message):
     (tmp_path / "text.png").write_text("not an image")
@@ -143,3 +146,30 @@ def test_bad_input_gives_one_line_errors(scene, tmp_path, args, message):
     out = gid("animate", *[a.format(**fill) for a in args])
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_video_too_big_for_memory_is_refused_with_the_side_that_fits():
+    """752x600, 150 frames needs ~1.8 GB plus a render batch: with 1 GB available it is refused before any
+    work, and the suggested --max-side fits."""
+    from gid.pipeline.animate import animate_bytes, check_size
+
+    with pytest.raises(ValueError, match=r"needs about .* GB .* use --max-side (\d+)") as err:
+        check_size(600, 752, 150, 1024, available=1 << 30)
+    side = int(str(err.value).rsplit("--max-side ", 1)[1].split()[0])
+    assert animate_bytes(side * 600 // 752, side, 150) <= 1 << 30 < animate_bytes(600, 752, 150)
+    check_size(600, 752, 150, 1024, available=4 << 30)
+
+
+def test_pick_renderer_keeps_the_learned_one_only_where_it_changes_frames(scene):
+    """An untrained renderer (zero correction) renders splat's frames: splat is picked. One whose head is
+    not zero changes them: it is kept."""
+    from gid.pipeline.animate import pick_renderer
+
+    _, video = scene
+    traj = spectral_to_trajectories(video.spectral, 32)
+    torch.manual_seed(0)
+    renderer = FrameRenderer(channels=(8, 16), blocks=(1, 1))
+    assert pick_renderer(video.frames[0], traj, renderer)[0] is None
+    torch.nn.init.normal_(renderer.head.weight, std=0.05)
+    chosen, why = pick_renderer(video.frames[0], traj, renderer)
+    assert chosen is renderer and why.startswith("learned")

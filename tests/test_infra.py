@@ -1,5 +1,6 @@
 """infra/: the container installs gid exactly like the Makefile, the KubeRay manifests have what
 KubeRay requires, their entrypoints are real `gid` commands, and the MLflow stack is pinned."""
+import os
 import re
 import shlex
 import subprocess
@@ -20,8 +21,8 @@ def ray_version():
     return ray.__version__
 
 
-def makefile_install_commands():
-    """The pip commands of the Makefile's install recipe, with $(PY) as plain `python`."""
+def makefile_install_commands(extras="dev"):
+    """The pip commands of the Makefile's install recipe, with $(PY) as plain `python` and $(EXTRAS) given."""
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("$(STAMP):"))
     recipe = []
@@ -29,7 +30,7 @@ def makefile_install_commands():
         if not line.startswith("\t"):
             break
         recipe.append(line.strip())
-    return [c.replace("$(PY)", "python") for c in recipe if "pip install" in c]
+    return [c.replace("$(PY)", "python").replace("$(EXTRAS)", extras) for c in recipe if "pip install" in c]
 
 
 def dockerfile_instructions():
@@ -40,8 +41,30 @@ def dockerfile_instructions():
 def test_dockerfile_installs_exactly_like_the_makefile():
     runs = [i[len("RUN "):] for i in dockerfile_instructions() if i.startswith("RUN ")]
     docker = [c.strip() for run in runs for c in run.split("&&") if "pip install" in c]
-    make = makefile_install_commands()
+    make = makefile_install_commands("gpu,dev")
     assert len(make) >= 2 and docker == make
+
+
+def test_the_gpu_image_has_the_gpu_extras_and_runs_make_bench_gpu_as_is():
+    """CuPy (the `gpu` extra) is installed; the Makefile uses the image's Python (VENV) and sees the
+    install as done (its stamp), so `make bench-gpu` goes straight to benchmarks/gpu.py."""
+    instructions = dockerfile_instructions()
+    env = " ".join(i for i in instructions if i.startswith("ENV "))
+    venv = re.search(r"VENV=(\S+)", env).group(1)
+    assert "EXTRAS=gpu,dev" in env and '".[gpu,dev]"' in " ".join(instructions)
+    assert any(f"touch {venv}/.install-stamp" in i for i in instructions if i.startswith("RUN "))
+    makefile = (ROOT / "Makefile").read_text()
+    assert "VENV ?= .venv" in makefile and "STAMP := $(VENV)/.install-stamp" in makefile
+    recipe = re.search(r"^bench-gpu: install\n\t(.+)$", makefile, re.M).group(1)
+    assert recipe.startswith("$(PY) benchmarks/gpu.py")
+
+
+def test_bench_gpu_without_cuda_says_so_in_one_line_and_exits_0():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], capture_output=True, text=True,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines() == [
+        "bench-gpu: no CUDA device (torch.cuda.is_available() is False); nothing to run"]
 
 
 def test_dockerfile_base_image_is_ray_gpu_at_the_pinned_version():

@@ -53,9 +53,9 @@ if not INTERPRETED:
         blocks = {"MODE": st.MODE_IDS["soft"], "BLOCK_P": st.BLOCK_P, "BLOCK_C": st.BLOCK_C}
         cases = [  # kernel, pointer arguments, scalars, constexprs, whether it scatters with atomics
             (st._peak_kernel, ["flow_ptr", "metric_ptr", "peak_ptr"], common, {"BLOCK_P": st.BLOCK_P}, True),
-            (st._splat_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "num_ptr", "den_ptr", "count_ptr"],
+            (st._splat_kernel.fn, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "num_ptr", "den_ptr", "count_ptr"],
              tiled, blocks, True),
-            (st._grad_kernel, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "count_ptr", "g_ptr", "s_ptr", "gx_ptr",
+            (st._grad_kernel.fn, ["x_ptr", "flow_ptr", "metric_ptr", "peak_ptr", "count_ptr", "g_ptr", "s_ptr", "gx_ptr",
                                "gflow_ptr", "gmetric_ptr"], tiled, blocks, False),
         ]
         for kernel, pointers, scalars, constexprs, scatters in cases:
@@ -68,6 +68,19 @@ if not INTERPRETED:
             else:  # the backward is a pure gather: deterministic
                 assert not global_atomics, global_atomics
             assert len(compiled.asm["cubin"]) > 1000
+
+    def test_block_sizes_are_autotuned_on_a_gpu(monkeypatch):
+        """Nine (BLOCK_P, BLOCK_C) candidates for the compiled kernels, the accumulators zeroed between
+        trials (a second trial would otherwise add to the first); one candidate under the interpreter."""
+        from gid.kernels import softsplat_triton as st
+
+        monkeypatch.setenv("TRITON_INTERPRET", "0")
+        configs = st._block_configs()
+        assert len({(c.kwargs["BLOCK_P"], c.kwargs["BLOCK_C"]) for c in configs}) == 9
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+        assert [c.kwargs for c in st._block_configs()] == [{"BLOCK_P": st.BLOCK_P, "BLOCK_C": st.BLOCK_C}]
+        assert len(st._splat_kernel.configs) == 9 and st._splat_kernel.reset_to_zero == ["num_ptr", "den_ptr",
+                                                                                          "count_ptr"]
 
     def test_kernels_under_triton_interpreter():
         """Runs this file in a fresh process with TRITON_INTERPRET=1; its failures are shown here."""
@@ -145,6 +158,7 @@ if INTERPRETED:
 
         from gid.kernels import softsplat_triton
 
-        assert isinstance(softsplat_triton._splat_kernel, InterpretedFunction)
+        assert isinstance(softsplat_triton._splat_kernel.fn, InterpretedFunction)
+        assert len(softsplat_triton._splat_kernel.configs) == len(softsplat_triton._grad_kernel.configs) == 1
         x, flow, z = torch.rand(1, 3, 5, 6), torch.randn(1, 2, 5, 6) * 2, torch.randn(1, 1, 5, 6)
         torch.testing.assert_close(softsplat(x, flow, z), softsplat_reference(x, flow, z), rtol=1e-5, atol=1e-5)
