@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="256x160,752x600", help="WIDTHxHEIGHT list (issue: add 1920x1080)")
     parser.add_argument("--presets", default="tiny", help="motion-model and renderer presets (tiny,paper)")
     parser.add_argument("--frames", type=int, default=30, help="frames T per video (gid animate: 150)")
-    parser.add_argument("--steps", type=int, default=25, help="DDIM steps (gid animate: 50)")
+    parser.add_argument("--steps", type=int, default=25, help="DDIM steps (gid animate default: 25, gid.pipeline.sampling)")
     parser.add_argument("--ray-batches", default="1,4,8", help="gid render batch sizes; empty to skip")
     parser.add_argument("--ray-photos", type=int, default=8, help="photos per gid render run")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")

@@ -51,10 +51,9 @@ def test_one_default_sample_beats_zero_motion_and_the_training_mean(tmp_path, ra
     import mlflow
     import torch
 
-    from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask
     from gid.pipeline import GIDPipeline
+    from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask
     from gid.pipeline.motion_presets import get_preset, train_recipe
-    from gid.pipeline.normalize import load_scales
     from gid.stages.motion_training import MotionTask, VAETask
     from gid.stages.training import TrainConfig, fit
 
@@ -71,11 +70,10 @@ def test_one_default_sample_beats_zero_motion_and_the_training_mean(tmp_path, ra
     for run, name in zip(runs, ("vae", "motion")):
         assert sorted(a.path for a in client.list_artifacts(run.mlflow_run_id, "samples")) == [
             f"samples/{name}_amplitude.png", f"samples/{name}_spectrum.png"]
-    scales = load_scales(bundle / "freq_scales.json")
-    _, train_amp = _amplitudes(train, scales)
-    images, truth = _amplitudes(test, scales)
-    moving = moving_mask(truth)
     pipe = GIDPipeline.from_pretrained(bundle)
+    _, train_amp = _amplitudes(train, pipe.scales)
+    images, truth = _amplitudes(test, pipe.scales)
+    moving = moving_mask(truth)
 
     def error(amp):  # px, moving pixels, summed over k
         return float(amplitude_error(amp, truth, moving).sum())
