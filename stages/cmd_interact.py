@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
         warped by the summed displacement.
         """
         from gid.stages import validate
+        from gid.stages.footage import is_video
         from gid.stages.interact import InteractConfig, interact as run
 
         validate.at_least("--frames", frames, 2)
@@ -57,7 +58,10 @@ def register(app: typer.Typer) -> None:
         validate.at_least("--steps", steps, 1)
         validate.at_least("--max-side", max_side, 16)
         validate.output_file(out, "--out", (".mp4",))
-        validate.image_file(image)
+        if is_video(image):
+            validate.video_file(image, "IMAGE")
+        else:
+            validate.image_file(image)
         if model is not None:
             validate.bundle(model)
         if spectral is not None and spectral.suffix.lower() == ".npy":

@@ -115,6 +115,8 @@ def safetensors_file(path: Path, option: str) -> None:
 def weights_folder(folder: Path, option: str, what: str) -> Path:
     """A save_pretrained folder: config.json and complete ``*.safetensors`` weights."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder ({option} {folder}); give {what}")
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no config.json in {folder} ({option} {folder}); give {what}")
     weights = sorted(folder.glob("*.safetensors"))
@@ -187,21 +189,31 @@ def video_file(path: Path, option: str = "INPUTS") -> None:
 
 
 def video_inputs(inputs: list[str]) -> None:
-    """Each local, literal input of `gid preprocess` exists; named video files open as videos.
+    """`gid preprocess` has something to work on: one line naming the input when every local, literal
+    input is missing, empty or not a video.
 
-    URIs and globs are left to the run (a pattern or a bucket is resolved there).
+    When at least one input is usable (or is a glob or URI, resolved by the run), the bad ones are left
+    to the run, which records each as an error row: one bad file never stops a run.
     """
+    problems: list[Exception] = []
     for item in inputs:
         if "://" in item or any(c in item for c in "*?["):
-            continue
+            return
         path = Path(item)
-        if not path.exists():
-            raise FileNotFoundError(f"no such file or folder (INPUTS {item}); give videos, folders of videos, "
-                                    "globs or a text file listing them")
-        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-            video_file(path)
-        elif path.is_file() and path.stat().st_size == 0:
-            raise ValueError(f"the file is empty (INPUTS {item}); give videos or a text file listing them")
+        try:
+            if not path.exists():
+                raise FileNotFoundError(f"no such file or folder (INPUTS {item}); give videos, folders of videos, "
+                                        "globs or a text file listing them")
+            if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+                video_file(path)
+            elif path.is_file() and path.stat().st_size == 0:
+                raise ValueError(f"the file is empty (INPUTS {item}); give videos or a text file listing them")
+        except (FileNotFoundError, ValueError) as err:
+            problems.append(err)
+            continue
+        return
+    if problems:
+        raise problems[0]
 
 
 def reachable_address(address: str | None) -> None:

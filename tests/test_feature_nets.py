@@ -123,4 +123,5 @@ def test_convert_weights_command_errors_are_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gid.stages.cli", "convert-weights", str(tmp_path / "rgb_imagenet.pt"),
                            str(tmp_path / "out"), "--kind", "i3d"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"gid: error: {tmp_path / 'rgb_imagenet.pt'}: no checkpoint file here"
+    assert proc.stderr.strip() == (f"gid: error: no such file (SOURCE {tmp_path / 'rgb_imagenet.pt'}); give the path of "
+                                   "a PyTorch checkpoint (.pth/.pt)")
