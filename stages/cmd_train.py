@@ -67,6 +67,19 @@ def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoi
                        use_gpu=use_gpu, max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, **options)
 
 
+# The flags `gid train vae` and `gid train motion` share, passed on to motion_train_config.
+TRAINING_FLAGS = ("max_steps", "batch_size", "learning_rate", "checkpoint_every", "ema_decay", "threads_per_worker",
+                  "log_every", "num_workers", "max_failures", "mlflow_uri", "seed", "lr_schedule", "warmup_steps")
+
+
+def _fit_motion(task, config: str, use_gpu: bool, out: Path, flags: dict) -> None:
+    """Train ``task`` with the preset's recipe overridden by the command's ``flags`` (its locals), and report."""
+    from gid.stages.training import fit
+
+    cfg = motion_train_config(config, task.name, use_gpu, **{name: flags[name] for name in TRAINING_FLAGS})
+    _report(fit(task, cfg, out))
+
+
 def _report(result) -> None:
     metrics = {k: round(v, 5) if isinstance(v, float) else v for k, v in result.metrics.items()}
     typer.echo(f"wrote {result.model_dir} (step {metrics.get('step')}, skipped non-finite steps: "
@@ -92,15 +105,9 @@ def train_vae(
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny: 2 400 steps, 4 clips x 4 slices, lr 2e-3, 2 threads; docs/motion.md)."""
     from gid.stages.motion_training import VAETask
-    from gid.stages.training import fit
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
-    cfg = motion_train_config(config, task.name, use_gpu, max_steps=max_steps, batch_size=batch_size,
-                              learning_rate=learning_rate, checkpoint_every=checkpoint_every, ema_decay=ema_decay,
-                              threads_per_worker=threads_per_worker, log_every=log_every, num_workers=num_workers,
-                              max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, lr_schedule=lr_schedule,
-                              warmup_steps=warmup_steps)
-    _report(fit(task, cfg, out))
+    _fit_motion(task, config, use_gpu, out, locals())
 
 
 @train_app.command("motion")
@@ -120,15 +127,9 @@ def train_motion(
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny, stage 1: 1 500 steps, 4 clips x 4 slices, lr 1e-3, EMA 0.995, 2 threads; docs/motion.md)."""
     from gid.stages.motion_training import MotionTask
-    from gid.stages.training import fit
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
-    cfg = motion_train_config(config, task.name, use_gpu, max_steps=max_steps, batch_size=batch_size,
-                              learning_rate=learning_rate, checkpoint_every=checkpoint_every, ema_decay=ema_decay,
-                              threads_per_worker=threads_per_worker, log_every=log_every, num_workers=num_workers,
-                              max_failures=max_failures, mlflow_uri=mlflow_uri, seed=seed, lr_schedule=lr_schedule,
-                              warmup_steps=warmup_steps)
-    _report(fit(task, cfg, out))
+    _fit_motion(task, config, use_gpu, out, locals())
 
 
 def register(app: typer.Typer) -> None:
