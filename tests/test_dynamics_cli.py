@@ -1,6 +1,4 @@
 """`gid interact` end to end on a synthetic scene whose spectral volume is exact."""
-import sys
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -25,29 +23,6 @@ def scene(tmp_path_factory):
     amp = np.abs(video.spectral[1:]).sum(axis=(0, 1))
     y, x = np.unravel_index(amp.argmax(), amp.shape)
     return root, (int(x), int(y)), video.frames[0]
-
-
-class Result:
-    def __init__(self, returncode, stderr):
-        self.returncode, self.stderr = returncode, stderr
-
-
-@pytest.fixture
-def gid(capsys):
-    """Run the `gid` entry point in-process (saves the ~5 s interpreter start of a subprocess)."""
-    from gid.stages.cli import main
-
-    def run(*args):
-        capsys.readouterr()
-        with mock.patch.object(sys, "argv", ["gid", *map(str, args)]):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code or 0
-        return Result(code, capsys.readouterr().err)
-
-    return run
 
 
 @pytest.fixture(scope="module")

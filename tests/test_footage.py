@@ -4,8 +4,6 @@ The footage is made here: a real photo (scikit-learn's flower.jpg, CC BY 2.0) sw
 oscillating field, with or without a handheld camera's translation (gid.datasets.swaying_photo),
 encoded to H.264 and read back through the same PyAV decoding as `gid preprocess`.
 """
-import sys
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -57,30 +55,6 @@ def tripod_motion(clips):
     return clip, video_motion(clip.frames, clip.fps, make_flow("dis"), 16)
 
 
-class Result:
-    def __init__(self, returncode, out, err):
-        self.returncode, self.out, self.err = returncode, out, err
-
-
-@pytest.fixture
-def gid(capsys):
-    """Run the `gid` entry point in-process (no interpreter start per call)."""
-    from gid.stages.cli import main
-
-    def run(*args):
-        capsys.readouterr()
-        with mock.patch.object(sys, "argv", ["gid", *map(str, args)]):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code or 0
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
 def test_read_clip_keeps_the_aspect_ratio_and_frames(clips):
     from gid.datasets.video_clip import read_clip
 
@@ -97,7 +71,7 @@ def test_motion_writes_a_folder_that_animate_replays(clips, gid, tmp_path):
 
     path = clips[1]["tripod"][0]
     res = gid("motion", path, "--out", tmp_path / "m", "--frames", 60, "--num-freqs", 8)
-    assert res.returncode == 0, res.err
+    assert res.returncode == 0, res.stderr
     spectral = np.load(tmp_path / "m" / "spectral.npy")
     meta = json.loads((tmp_path / "m" / "motion.json").read_text())
     assert spectral.shape == (8, 4, H, W) and spectral.dtype == np.float32
@@ -105,7 +79,7 @@ def test_motion_writes_a_folder_that_animate_replays(clips, gid, tmp_path):
     assert meta["flow"] == "dis" and meta["source"] == str(path) and meta["start"] == 0
     # `--spectral DIR` takes T = 60 from motion.json: 60 frames, not the default 150
     res = gid("animate", tmp_path / "m" / "frame0.png", "--spectral", tmp_path / "m", "--out", tmp_path / "a.mp4")
-    assert res.returncode == 0, res.err
+    assert res.returncode == 0, res.stderr
     frames, fps = read_video(tmp_path / "a.mp4")
     assert len(frames) == 60 and fps == FPS and frames.shape[1:3] == (H, W)
 
@@ -178,19 +152,19 @@ def test_camera_fit_recovers_the_handheld_translation(clips):
 def test_handheld_gets_removed_or_a_warning(clips, gid, tmp_path):
     tripod, handheld = clips[1]["tripod"][0], clips[1]["handheld"][0]
     res = gid("motion", handheld, "--out", tmp_path / "h", "--frames", 60)
-    assert res.returncode == 0 and "camera motion of up to" in res.err and "removed by a per-frame affine fit" in res.err
+    assert res.returncode == 0 and "camera motion of up to" in res.stderr and "removed by a per-frame affine fit" in res.stderr
     res = gid("motion", handheld, "--out", tmp_path / "k", "--frames", 60, "--camera", "keep")
-    assert res.returncode == 0 and "warning: camera motion" in res.err and "--camera remove" in res.err
+    assert res.returncode == 0 and "warning: camera motion" in res.stderr and "--camera remove" in res.stderr
     res = gid("motion", tripod, "--out", tmp_path / "t", "--frames", 60)
-    assert res.returncode == 0 and "camera" not in res.err, res.err
+    assert res.returncode == 0 and "camera" not in res.stderr, res.stderr
 
 
 def test_loop_command_prints_fidelity_and_writes_panels(clips, gid, tmp_path):
     path = clips[1]["tripod"][0]
     res = gid("loop", path, "--out", tmp_path / "l.mp4", "--frames", 60, "--side-by-side", "--band", "1:4",
               "--amplify", "2", "--gif")
-    assert res.returncode == 0, res.err
-    line = next(ln for ln in res.out.splitlines() if ln.startswith("fidelity"))
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("fidelity"))
     loop_db, still_db = (float(v) for v in __import__("re").findall(r"([\d.]+) dB", line)[:2])
     assert loop_db > still_db + 2.0, line
     frames, fps = read_video(tmp_path / "l.mp4")
@@ -236,8 +210,8 @@ def test_bad_input_is_one_line_and_writes_nothing(clips, gid, tmp_path, case):
         if case == "band outside" and command == "motion":
             continue
         res = gid(command, path, "--out", out, *args)
-        assert res.returncode == 2, (command, res.err)
-        lines = res.err.strip().splitlines()
+        assert res.returncode == 2, (command, res.stderr)
+        lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("gid: error: ") and expect in lines[0], lines
         assert str(path) in lines[0], lines
         assert not out.exists() and not list(tmp_path.glob(".*tmp*")), "no partial output"
@@ -248,7 +222,7 @@ def test_interact_pokes_a_video(clips, gid, tmp_path):
     path = clips[1]["tripod"][0]
     res = gid("interact", path, "--point", f"{W // 2},{H // 2}", "--pull", "4,0", "--out", tmp_path / "p.mp4",
               "--spectral-frames", 60, "--frames", 60, "--damping", 0.3)
-    assert res.returncode == 0, res.err
+    assert res.returncode == 0, res.stderr
     frames, _ = read_video(tmp_path / "p.mp4")
     rest = read_video(path, max_frames=1)[0]  # the video's frame 0: the scene at rest
     moved = make_flow("dis-medium").pairs(np.broadcast_to(rest, frames.shape), frames)
