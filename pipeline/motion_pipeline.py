@@ -44,7 +44,7 @@ from gid.pipeline.normalize import denormalize, load_scales
 from gid.pipeline.frame_renderer import FrameRenderer
 from gid.pipeline.sampling import SAMPLING, check_sampling
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
-from gid.pipeline.unet import MotionUNet
+from gid.pipeline.unet import MotionUNet, image_size
 from gid.pipeline.vae import SpectralVAE, image_gradients
 
 BUNDLE_INDEX = "model_index.json"  # diffusers' pipeline index: components + GIDPipeline's config
@@ -202,8 +202,7 @@ class GIDPipeline(DiffusionPipeline):
     @property
     def size(self) -> tuple[int, int]:
         """``(H', W')`` of the spectral volumes this model produces (its training size)."""
-        h, w = self.unet.config.sample_size
-        return h * self.unet.config.latent_factor, w * self.unet.config.latent_factor
+        return image_size(self.unet.config)
 
     def _noise(self, z: torch.Tensor, t, freq: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The U-Net's prediction as noise ε, whatever its ``prediction_type``."""

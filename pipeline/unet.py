@@ -49,6 +49,13 @@ class FrequencyAttention(torch.nn.Module):
         return x + out.reshape(n // k, h, w, k, c).permute(0, 3, 4, 1, 2).reshape(n, c, h, w)
 
 
+def image_size(config) -> tuple[int, int]:
+    """``(H, W)`` of the spectral volumes a U-Net of this config (its ``config.json`` or ``.config``) works
+    at: its latent ``sample_size`` times the VAE factor."""
+    h, w = config["sample_size"]
+    return h * config["latent_factor"], w * config["latent_factor"]
+
+
 class MotionUNet(ModelMixin, ConfigMixin):
     """Noise predictor ``ε(z_t; t, k, I_0)`` for latent frequency slices.
 

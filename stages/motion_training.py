@@ -57,6 +57,7 @@ def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | P
     import json
 
     from gid.pipeline.motion_pipeline import read_bundle_config
+    from gid.pipeline.unet import image_size
 
     if not Path(bundle).is_dir() or not any((Path(bundle) / name).is_file() for name in ("model_index.json", "bundle.json")):
         return
@@ -66,7 +67,7 @@ def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | P
     unet_config = Path(bundle) / "unet" / "config.json"
     if unet_config.is_file():
         unet = json.loads(unet_config.read_text())
-        have["size"] = [unet["sample_size"][1] * unet["latent_factor"], unet["sample_size"][0] * unet["latent_factor"]]
+        have["size"] = list(image_size(unet))[::-1]  # (H, W) → [width, height], the clip table's order
     wanted = {"num_freqs": info["num_freqs"], "num_frames": info["num_frames"], "size": [info["width"], info["height"]]}
     for key, value in wanted.items():
         if have.get(key) is not None and have[key] != value:
