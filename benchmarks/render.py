@@ -28,12 +28,11 @@ from gid.stages.options import parse_size
 def photo_batch(count: int, height: int, width: int) -> dict[str, np.ndarray]:
     """A read-stage batch (see gid.stages.bulk_render.read_batch) of ``count`` random photos."""
     rng = np.random.default_rng(0)
-    pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(count)]
+    pixels = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(count)]
     return {"source": np.array([f"photo{i}.png" for i in range(count)], dtype=object),
             "name": np.array([f"photo{i}" for i in range(count)], dtype=object),
-            "pixels": np.array(pixels, dtype=object), "height": np.full(count, height), "width": np.full(count, width),
-            "motion": np.array([b""] * count, dtype=object), "motion_shape": np.zeros((count, 4), np.int64),
-            "error": np.array([""] * count, dtype=object)}
+            "pixels": np.stack(pixels), "height": np.full(count, height), "width": np.full(count, width),
+            "motion": np.zeros((count, 0, 4, 0, 0), np.float32), "error": np.array([""] * count, dtype=object)}
 
 
 def main() -> None:
@@ -72,7 +71,7 @@ def main() -> None:
             render = float(np.sum(result["render_s"]))  # per photo: resize, irfft, splat
             print(f"{size:>5} {rate:>9.3f} {rate * args.frames:>9.1f} {seconds / size:>8.2f} "
                   f"{(seconds - render) / size:>7.2f} {render / size:>7.2f} {rate / reference:>16.2f}x")
-        frames = np.frombuffer(result["frames"][0], np.uint8).reshape(args.frames, height, width, 3)
+        frames = result["frames"][0]
         start = time.perf_counter()
         write_video(Path(tmp) / "bench.mp4", frames, fps=30)
         encode = time.perf_counter() - start

@@ -11,21 +11,17 @@ Batching happens where it pays: the diffusion model samples the motion of ``batc
 call (the photos are resized to the model's resolution), then each photo is rendered at its own size.
 Encoding runs in CPU tasks so that a GPU actor never waits for the video encoder.
 
+Between the stages photos, motion and frames travel as Ray tensor columns (one array per row;
+fixed-shape when a batch's arrays agree, variable-shaped when photos differ in size), never as bytes.
+
 Every item that fails (unreadable photo, a model error, an encoder error) becomes a row in
 ``OUT/errors/`` and ``status == "error"`` in the manifest; the run never stops for one bad photo.
-A rerun skips every source whose manifest status is ``ok`` and whose video still exists.
-
-Output layout::
-
-    OUT/videos/{stem}-{hash}.mp4     one per source
-    OUT/manifest/part-*.parquet      rows as they finish (source, video, seconds, status, ...)
-    OUT/manifest.parquet             one row per source, the latest status (rewritten at the end)
-    OUT/errors/part-*.parquet        source, stage (read, motion, render, encode), error
+A rerun skips every source whose manifest status is ``ok`` and whose video still exists. What is
+read and written (items, the output layout, the manifest) is gid.datasets.render_inputs and
+gid.datasets.render_outputs; the per-photo work is gid.pipeline.photo_render.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 import uuid
@@ -35,20 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from gid.datasets.safe_paths import inside
+from gid.datasets.render_inputs import collect_inputs, read_photos
+from gid.datasets.render_outputs import (consolidate_manifest, done_sources, failure, manifest_rows, video_name,
+                                         write_part, write_rendered)
 from gid.pipeline.sampling import SAMPLING, check_sampling
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 RENDERERS = ("auto", "splat", "learned")
-MANIFEST_COLUMNS = ("source", "video", "seconds", "status", "frames", "width", "height", "error", "run_id")
-
-
-def photo_seed(seed: int, source: str) -> int:
-    """The motion noise seed of one photo: ``seed`` mixed with a hash of the photo's source (path, or
-    table and row), so a photo's motion depends neither on its batch nor on the photos beside it."""
-    import zlib
-
-    return (int(seed) * 1_000_003 + zlib.crc32(source.encode("utf-8", "surrogateescape"))) % 2**31
+NO_MOTION = np.zeros((0, 4, 0, 0), np.float32)  # the motion column of an item without a volume
 
 
 @dataclass
@@ -63,7 +52,7 @@ class RenderConfig:
     amplify: float = 1.0
     num_inference_steps: int = SAMPLING.num_inference_steps
     guidance_scale: float = SAMPLING.guidance_scale
-    seed: int = 0  # each photo's noise comes from photo_seed(seed, source): independent of batch and neighbours
+    seed: int = 0  # each photo's noise comes from gid.pipeline.photo_render.photo_seed(seed, source): independent of batch and neighbours
     num_gpus: int = 0  # 0: CPU actors; N > 0: N actors with one GPU each
     num_workers: int = 1  # CPU actors when num_gpus == 0
     batch_size: int = 4
@@ -129,273 +118,64 @@ class RenderSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-# ---------------------------------------------------------------------------------------------- inputs
-
-def collect_inputs(inputs: list[str | Path], image_column: str = "image", spectral: bool = False) -> list[dict[str, Any]]:
-    """Expand INPUT arguments into items ``{source, path, row}`` (row = -1 for image files).
-
-    Accepts image files, folders (searched recursively for images), and Parquet files with an
-    ``image_column`` of encoded images (a clip table from `gid preprocess` is one). With ``spectral``,
-    only Parquet inputs with a ``spectral`` column are accepted.
-    """
-    import pyarrow.parquet as pq
-
-    from gid.datasets.clip_table import check_format
-
-    items: list[dict[str, Any]] = []
-    if not inputs:
-        raise ValueError("give at least one INPUT: image files, folders of images, or Parquet files")
-    for raw in inputs:
-        path = Path(raw)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or folder; give images, folders or Parquet files")
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + (".parquet",)
-                           and not p.name.startswith("."))
-            if not found:
-                raise FileNotFoundError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) or Parquet files in this folder")
-            items.extend(collect_inputs(found, image_column, spectral))
-        elif path.suffix.lower() == ".parquet":
-            schema = pq.read_schema(path)
-            needed = [image_column] + (["spectral", "num_freqs", "height", "width", "num_frames"] if spectral else [])
-            missing = [c for c in needed if c not in schema.names]
-            if spectral:
-                check_format(schema, path)
-            if missing:
-                raise ValueError(f"{path}: Parquet input lacks column(s) {', '.join(missing)}; "
-                                 f"it has {', '.join(schema.names)} (choose the image column with --image-column)")
-            items.extend({"source": f"{path}#{i}", "path": str(path), "row": i, "name": name}
-                         for i, name in enumerate(_row_names(path, schema.names)))
-        elif spectral:
-            raise ValueError(f"{path}: --spectral renders the motion stored in clip tables; give Parquet files")
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            items.append({"source": str(path), "path": str(path), "row": -1, "name": path.stem})
-        else:
-            raise ValueError(f"{path}: not an image ({', '.join(IMAGE_SUFFIXES)}) or Parquet file")
-    return items
-
-
-def _row_names(path: Path, columns: list[str]) -> list[str]:
-    """Readable names of a Parquet file's rows: ``{stem of source}-{start_frame}`` for clip tables
-    (so videos are named after the video the photo came from), else ``{file stem}-{row}``."""
-    import pyarrow.parquet as pq
-
-    if "source" not in columns:
-        return [f"{path.stem}-{i}" for i in range(pq.ParquetFile(path).metadata.num_rows)]
-    table = pq.read_table(path, columns=[c for c in ("source", "start_frame") if c in columns]).to_pylist()
-    return [f"{Path(str(r['source'])).stem}" + (f"-{r['start_frame']}" if "start_frame" in r else "") for r in table]
-
-
-def video_name(source: str, name: str) -> str:
-    """``videos/{name}-{sha1(source)[:10]}.mp4``: readable, unique per source, and starting with the
-    photo's (or its video's) id, which is how `gid eval --gt` matches videos to true motion."""
-    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-    return f"videos/{name}-{digest}.mp4"
-
-
-def _read_parquet_rows(path: str, rows: list[int], columns: list[str]) -> dict[int, dict[str, Any]]:
-    """The given global row numbers of one Parquet file, reading only the row groups that hold them
-    (a clip table's ``spectral`` as a ``(K, 4, H, W)`` float32 array, through gid.datasets.clip_table.clip_arrays)."""
-    import pyarrow.parquet as pq
-
-    from gid.datasets.clip_table import clip_arrays
-
-    pf = pq.ParquetFile(path)
-    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
-    out: dict[int, dict[str, Any]] = {}
-    for group in sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows}):
-        table = pf.read_row_group(group, columns=columns)
-        tensors = clip_arrays(table, ["spectral"]) if "spectral" in columns else {}
-        records = table.drop_columns(list(tensors)).to_pylist()
-        for r in rows:
-            if starts[group] <= r < starts[group + 1]:
-                out[r] = {**records[r - starts[group]], **{k: v[r - starts[group]] for k, v in tensors.items()}}
-    return out
-
-
-def _failure(stage: str, err: BaseException) -> str:
-    return f"{stage}: {type(err).__name__}: {err}"
-
-
 # ---------------------------------------------------------------------------------------------- stages
 
 def read_batch(batch: dict[str, np.ndarray], image_column: str, spectral: bool, max_side: int,
                num_frames: int) -> dict[str, Any]:
-    """Read stage (Ray task): decode each photo, fit it to ``max_side`` (even sides, H.264).
-
-    Adds ``pixels`` (raw ``(H, W, 3)`` uint8 bytes), ``height``, ``width``, and with ``spectral``
-    the stored volume as ``motion`` (float32 bytes of ``(K, 4, h, w)``) with ``motion_shape``;
-    a failure fills ``error`` instead. A stored volume of a T-frame clip is scaled by
-    ``num_frames / T``: the inverse DFT divides by the length (§4.1), so this keeps the amplitudes
-    in pixels when the video is rendered with another number of frames.
-    """
-    from gid.datasets.clip_table import decode_image
-    from gid.pipeline.images import fit_image, load_image
-
-    sources, paths, rows = list(batch["source"]), list(batch["path"]), [int(r) for r in batch["row"]]
-    columns = [image_column] + (["spectral", "num_freqs", "height", "width", "num_frames"] if spectral else [])
-    by_file: dict[str, dict[int, dict[str, Any]]] = {}
-    pixels, heights, widths, motion, motion_shape, errors = [], [], [], [], [], []
-    for path, row in zip(paths, rows):
-        image, spec, error = None, None, ""
-        try:
-            if row < 0:
-                image = load_image(path)
-            else:
-                if path not in by_file:
-                    by_file[path] = _read_parquet_rows(path, [r for p, r in zip(paths, rows) if p == path], columns)
-                record = by_file[path][row]
-                data = record[image_column]
-                if not isinstance(data, (bytes, bytearray)) or not data:
-                    raise ValueError(f"{path} row {row}: column {image_column!r} holds no encoded image")
-                try:
-                    image = decode_image(data)
-                except Exception as err:  # noqa: BLE001 - PIL raises several kinds
-                    raise ValueError(f"{path} row {row}: column {image_column!r} cannot be read as an image ({err})") from None
-                if spectral:
-                    spec = record["spectral"] * (num_frames / record["num_frames"])
-            image = fit_image(image, max_side)
-        except Exception as err:  # noqa: BLE001 - one bad photo becomes an error row, never a crash
-            error, image = _failure("read", err), None
-        pixels.append(b"" if image is None else image.tobytes())
-        heights.append(0 if image is None else image.shape[0])
-        widths.append(0 if image is None else image.shape[1])
-        motion.append(b"" if spec is None else np.ascontiguousarray(spec, np.float32).tobytes())
-        motion_shape.append(np.zeros(4, np.int64) if spec is None else np.array(spec.shape, np.int64))
-        errors.append(error)
-    return {"source": np.array(sources, dtype=object), "name": batch["name"], "pixels": np.array(pixels, dtype=object),
-            "height": np.array(heights, np.int64), "width": np.array(widths, np.int64),
-            "motion": np.array(motion, dtype=object), "motion_shape": np.stack(motion_shape),
-            "error": np.array(errors, dtype=object)}
+    """Read stage (Ray task) over gid.datasets.render_inputs.read_photos: adds ``pixels``
+    ``(H, W, 3)`` uint8 with its ``height`` and ``width``, with ``spectral`` the stored volume as
+    ``motion`` ``(K, 4, h, w)`` float32 (else ``(0, 4, 0, 0)``), and ``error``."""
+    images, motion, errors = read_photos(list(batch["path"]), list(batch["row"]), image_column, spectral, max_side,
+                                         num_frames)
+    return {"source": batch["source"], "name": batch["name"],
+            "pixels": [np.zeros((0, 0, 3), np.uint8) if im is None else im for im in images],
+            "height": np.array([0 if im is None else im.shape[0] for im in images], np.int64),
+            "width": np.array([0 if im is None else im.shape[1] for im in images], np.int64),
+            "motion": [NO_MOTION if spec is None else spec for spec in motion], "error": np.array(errors, dtype=object)}
 
 
 class MotionRenderer:
-    """Render stage (Ray actor): loads the model once, then turns batches of photos into frames.
-
-    Motion of the whole batch is sampled in one call of the motion pipeline (images resized to the
-    model's resolution); each photo is then rendered at its own size with its resized motion.
-    Output per item: ``frames`` (raw ``(T, H, W, 3)`` uint8 bytes) or an ``error``.
-    """
+    """Render stage (Ray actor) over gid.pipeline.photo_render.PhotoRenderer: loads the model once,
+    then turns batches of photos into ``frames`` ``(T, H, W, 3)`` uint8 (``(0, 0, 0, 3)`` on error)
+    and, with ``save_motion``, the ``spectral`` ``(K, 4, h, w)`` each was rendered from."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         import torch
 
+        from gid.pipeline.photo_render import PhotoRenderer
+
         self.cfg = RenderConfig(**{**cfg, "model": cfg["model"] and Path(cfg["model"]), "out": Path(cfg["out"])})
         self.device = torch.device("cuda" if self.cfg.num_gpus > 0 and torch.cuda.is_available() else "cpu")
-        self.pipe = None
-        if not self.cfg.spectral:
-            from gid.pipeline import GIDPipeline
+        self.renderer = PhotoRenderer(self.cfg.model, self.device, frames=self.cfg.frames,
+                                      num_inference_steps=self.cfg.num_inference_steps,
+                                      guidance_scale=self.cfg.guidance_scale, loop=self.cfg.loop,
+                                      amplify=self.cfg.amplify, seed=self.cfg.seed, renderer=self.cfg.renderer,
+                                      sample=not self.cfg.spectral)
 
-            self.pipe = GIDPipeline.from_pretrained(self.cfg.model, device=self.device)
-        self.frame_renderer = None
-        learned = self.cfg.model is not None and (Path(self.cfg.model) / "renderer").is_dir()
-        if self.cfg.renderer == "learned" or (self.cfg.renderer == "auto" and learned):
-            from gid.pipeline.frame_renderer import load_renderer
-
-            self.frame_renderer = load_renderer(Path(self.cfg.model) / "renderer", self.device)
-
-    def _sample(self, images: list[np.ndarray], seeds: list[int]) -> list["torch.Tensor"]:
-        """Spectral volumes ``(K, 4, h', w')`` (pixels at the model's resolution) for a list of photos,
-        sampled in one call with one noise seed per photo: photos of any size are brought to the
-        model's ``(h', w')`` first."""
-        spec = self.pipe(images, num_frames=self.cfg.frames, num_inference_steps=self.cfg.num_inference_steps,
-                         guidance_scale=self.cfg.guidance_scale, loop=self.cfg.loop, amplify=self.cfg.amplify,
-                         seed=seeds, batch_size=len(images), progress=False)
-        return list(spec.float())
-
-    def _render(self, image: np.ndarray, spec: "torch.Tensor") -> np.ndarray:
-        """One photo ``(H, W, 3)`` and its motion ``(K, 4, h, w)`` → frames ``(T, H, W, 3)`` uint8."""
-        from gid.pipeline.warping import render_video, resize_spectral
-        from gid.pipeline.spectral import spectral_to_trajectories
-
-        spec = resize_spectral(spec.to(self.device), (image.shape[0], image.shape[1]))
-        trajectories = spectral_to_trajectories(spec, self.cfg.frames)
-        return render_video(image, trajectories.float().cpu().numpy(), self.frame_renderer)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        from gid.pipeline.spectral import scale_motion
-
-        count = len(batch["source"])
-        errors = list(batch["error"])
-        images: dict[int, np.ndarray] = {}
-        for i in range(count):
-            if not errors[i]:
-                images[i] = np.frombuffer(batch["pixels"][i], np.uint8).reshape(int(batch["height"][i]), int(batch["width"][i]), 3).copy()
-        motion: dict[int, torch.Tensor] = {}
-        if self.cfg.spectral:
-            for i in images:
-                spec = np.frombuffer(batch["motion"][i], np.float32).reshape(tuple(int(v) for v in batch["motion_shape"][i]))
-                motion[i] = torch.from_numpy(scale_motion(spec, self.cfg.amplify).astype(np.float32))
-        elif images:
-            order = list(images)
-            seeds = {i: photo_seed(self.cfg.seed, str(batch["source"][i])) for i in order}
-            try:
-                motion.update(zip(order, self._sample([images[i] for i in order], [seeds[i] for i in order])))
-            except Exception:  # noqa: BLE001 - retry one by one, so one bad item fails alone
-                for i in order:
-                    try:
-                        motion[i] = self._sample([images[i]], [seeds[i]])[0]
-                    except Exception as err:  # noqa: BLE001
-                        errors[i] = _failure("motion", err)
-        frames, seconds, volumes = [], [], []
-        for i in range(count):
-            start, data = time.perf_counter(), b""
-            if not errors[i]:
-                try:
-                    data = self._render(images[i], motion[i]).tobytes()
-                except Exception as err:  # noqa: BLE001
-                    errors[i] = _failure("render", err)
-            frames.append(data)
-            seconds.append(time.perf_counter() - start)
-            keep = self.cfg.save_motion and not errors[i]
-            volumes.append(np.ascontiguousarray(motion[i].cpu().numpy(), np.float32) if keep else np.zeros((0, 4, 0, 0), np.float32))
-        return {"source": batch["source"], "name": batch["name"], "frames": np.array(frames, dtype=object),
-                "height": batch["height"], "width": batch["width"], "error": np.array(errors, dtype=object),
-                "render_s": np.array(seconds), "spectral": np.array([v.tobytes() for v in volumes], dtype=object),
-                "spectral_shape": np.array([v.shape for v in volumes], np.int64)}
-
-
-def motion_sidecar(shape: tuple[int, ...], num_frames: int, fps: float, video_size: tuple[int, int]) -> dict[str, Any]:
-    """What a `--save-motion` ``.npy`` holds: its layout, T, fps, sizes and units (written as ``.motion.json``)."""
-    num_freqs, _, height, width = shape
-    return {"layout": "(K, 4, H, W): channels Re S_x, Im S_x, Re S_y, Im S_y of bins k = 0..K-1",
-            "num_freqs": int(num_freqs), "num_frames": int(num_frames), "fps": float(fps),
-            "size": [int(width), int(height)], "video_size": [int(video_size[0]), int(video_size[1])],
-            "units": "S_k = numpy.fft.rfft over num_frames frames of each pixel's displacement, in pixels of the "
-                     "volume's own W x H grid (resize with its displacements rescaled for the video); a pixel "
-                     "moving by a*cos(2*pi*k*t/T + phi) has (2/T)*|S_k| = a px "
-                     "(gid.pipeline.motion_metrics.amplitude_px)",
-            "frequency_hz": [k * float(fps) / int(num_frames) for k in range(int(num_freqs))]}
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        errors = [str(e) for e in batch["error"]]
+        images = [None if error else np.asarray(pixels) for pixels, error in zip(batch["pixels"], errors)]
+        stored = [np.asarray(spec) for spec in batch["motion"]] if self.cfg.spectral else None
+        done = self.renderer(images, [str(s) for s in batch["source"]], errors, stored, keep_motion=self.cfg.save_motion)
+        return {"source": batch["source"], "name": batch["name"], "height": batch["height"], "width": batch["width"],
+                "frames": [np.zeros((0, 0, 0, 3), np.uint8) if f is None else f for f in done.frames],
+                "spectral": [NO_MOTION if m is None else m for m in done.motion],
+                "error": np.array(done.errors, dtype=object), "render_s": np.array(done.seconds)}
 
 
 def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str, np.ndarray]:
-    """Encode stage (Ray task): frames → ``OUT/videos/*.mp4`` (H.264, atomic); rows for the manifest.
-
-    With ``save_motion`` the spectral volume ``(K, 4, h, w)`` the video was rendered from (at the
-    model's resolution, amplification applied) goes beside it as ``{video}.npy``, and what it holds
-    as ``{video}.motion.json`` (:func:`motion_sidecar`).
-    """
-    from gid.datasets.video_io import atomic_path, write_video
-
+    """Encode stage (Ray task) over gid.datasets.render_outputs.write_rendered: frames →
+    ``OUT/videos/*.mp4`` (with ``save_motion`` also the volume and its sidecar); rows for the manifest."""
     videos, num_frames, errors = [], [], list(batch["error"])
     for i, source in enumerate(batch["source"]):
         name, count = "", 0
         if not errors[i]:
             try:
-                height, width = int(batch["height"][i]), int(batch["width"][i])
-                frames = np.frombuffer(batch["frames"][i], np.uint8).reshape(-1, height, width, 3)
+                frames, spectral = np.asarray(batch["frames"][i]), np.asarray(batch["spectral"][i], np.float32)
                 name, count = video_name(source, str(batch["name"][i])), len(frames)
-                shape = tuple(int(v) for v in batch["spectral_shape"][i])
-                if shape[0]:
-                    with atomic_path((Path(out) / name).with_suffix(".npy")) as tmp:
-                        np.save(tmp, np.frombuffer(batch["spectral"][i], np.float32).reshape(shape))
-                    with atomic_path((Path(out) / name).with_suffix(".motion.json")) as tmp:
-                        Path(tmp).write_text(json.dumps(motion_sidecar(shape, len(frames), fps, (width, height))))
-                write_video(Path(out) / name, frames, fps=fps)
+                write_rendered(out, name, frames, fps, spectral if spectral.shape[0] else None)
             except Exception as err:  # noqa: BLE001
-                errors[i] = _failure("encode", err)
+                errors[i] = failure("encode", err)
         videos.append(name)
         num_frames.append(count)
     return {"source": batch["source"], "video": np.array(videos, dtype=object), "frames": np.array(num_frames, np.int64),
@@ -404,48 +184,6 @@ def encode_batch(batch: dict[str, np.ndarray], out: str, fps: float) -> dict[str
 
 
 # ---------------------------------------------------------------------------------------------- driver
-
-def read_manifest(out: str | Path) -> "pyarrow.Table | None":
-    """All manifest rows written so far under ``out/manifest/``, latest last; None before the first run."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    parts = sorted((Path(out) / "manifest").glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
-    return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default") if parts else None
-
-
-def done_sources(out: str | Path) -> set[str]:
-    """Sources whose latest status is ``ok`` and whose video file still exists (a rerun skips them)."""
-    table = read_manifest(out)
-    if table is None:
-        return set()
-    latest = {row["source"]: row for row in table.to_pylist()}
-    return {s for s, row in latest.items() if row["status"] == "ok" and inside(out, row["video"]).is_file()}
-
-
-def _write_part(rows: list[dict[str, Any]], folder: Path, run_id: str, index: int) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from gid.datasets.video_io import atomic_path
-
-    with atomic_path(folder / f"part-{run_id}-{index:05d}.parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
-
-
-def _consolidate(out: Path) -> Path:
-    """Rewrite ``out/manifest.parquet``: one row per source, its latest status."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from gid.datasets.video_io import atomic_path
-
-    table = read_manifest(out)
-    rows = list({row["source"]: row for row in table.to_pylist()}.values()) if table is not None else []
-    with atomic_path(out / "manifest.parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows, schema=None) if rows else pa.table({c: [] for c in MANIFEST_COLUMNS}), tmp)
-    return out / "manifest.parquet"
-
 
 def default_tracking_uri(out: Path) -> str:
     """``$MLFLOW_TRACKING_URI``, else the local SQLite store ``OUT/mlflow.db`` (as `gid train` does)."""
@@ -497,31 +235,20 @@ def render_bulk(inputs: list[str | Path], cfg: RenderConfig) -> RenderSummary:
         part = 0
         with tqdm(total=len(todo), desc="render", unit="video", disable=not cfg.progress) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                rows, error_rows = [], []
-                for i, source in enumerate(batch["source"]):
-                    error = str(batch["error"][i])
-                    ok = not error
-                    rows.append({"source": str(source), "video": str(batch["video"][i]) if ok else "",
-                                 "seconds": float(batch["frames"][i]) / cfg.fps, "status": "ok" if ok else "error",
-                                 "frames": int(batch["frames"][i]), "width": int(batch["width"][i]),
-                                 "height": int(batch["height"][i]), "error": error, "run_id": run_id})
-                    if ok:
-                        rendered += 1
-                        frames_total += int(batch["frames"][i])
-                    else:
-                        failed += 1
-                        error_rows.append({"source": str(source), "stage": error.split(":")[0], "error": error,
-                                           "run_id": run_id})
-                _write_part(rows, out / "manifest", run_id, part)
+                rows, error_rows = manifest_rows(batch, cfg.fps, run_id)
+                failed += len(error_rows)
+                rendered += len(rows) - len(error_rows)
+                frames_total += sum(row["frames"] for row in rows if row["status"] == "ok")
+                write_part(rows, out / "manifest", run_id, part)
                 if error_rows:
-                    _write_part(error_rows, out / "errors", run_id, part)
+                    write_part(error_rows, out / "errors", run_id, part)
                 part += 1
                 bar.update(len(rows))
                 bar.set_postfix(failed=failed)
         seconds = time.perf_counter() - start
         if started:
             ray.shutdown()
-    manifest = _consolidate(out)
+    manifest = consolidate_manifest(out)
     summary = RenderSummary(rendered, failed, len(items) - len(todo), seconds, frames_total, manifest, run_id)
     mlflow.set_tracking_uri(cfg.tracking_uri or default_tracking_uri(out))
     mlflow.set_experiment(cfg.experiment)

@@ -13,7 +13,7 @@ import pytest
 from gid.datasets.clip_table import (clip_arrays, clip_table as rows_to_table, iter_clips, make_clip_row, read_clip_table,
                                 synthetic_to_clips, write_shard)
 from gid.datasets.video_io import read_video, write_video
-from gid.stages.bulk_render import video_name
+from gid.datasets.render_outputs import video_name
 
 FRAMES = 48
 
@@ -151,14 +151,13 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
 def test_stored_motion_keeps_its_amplitude_at_another_length(clip_table):
     """irfft divides by T (§4.1): rendering a T-frame clip's volume over 2T frames doubles S."""
     from gid.pipeline.spectral import spectral_to_trajectories
-    from gid.stages.bulk_render import collect_inputs, read_batch
+    from gid.datasets.render_inputs import collect_inputs, read_photos
 
     _, table = clip_table
     items = collect_inputs([table], spectral=True)[:1]
-    batch = {k: np.array([i[k] for i in items], dtype=object) for k in ("source", "path", "name")}
-    batch["row"] = np.array([i["row"] for i in items])
-    out = read_batch(batch, "image", True, 512, num_frames=2 * FRAMES)
-    spec = np.frombuffer(out["motion"][0], np.float32).reshape(out["motion_shape"][0])
+    _, motion, _ = read_photos([i["path"] for i in items], [i["row"] for i in items], "image", True, 512,
+                               num_frames=2 * FRAMES)
+    spec = motion[0]
     stored = clip_arrays(pq.read_table(table, columns=["spectral"]).slice(0, 1))["spectral"][0]
     np.testing.assert_allclose(spec, 2 * stored, rtol=1e-6)
     short, long = spectral_to_trajectories(stored, FRAMES), spectral_to_trajectories(spec, 2 * FRAMES)
@@ -174,7 +173,7 @@ def test_video_names_are_unique_per_source():
 def test_clip_table_rows_are_named_after_their_video(clip_table):
     """`gid eval --gt` matches a video to its true motion by the id its name starts with."""
     from gid.datasets.ground_truth import match_id
-    from gid.stages.bulk_render import collect_inputs
+    from gid.datasets.render_inputs import collect_inputs
 
     _, table = clip_table
     items = collect_inputs([table], spectral=True)

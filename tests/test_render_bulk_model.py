@@ -43,7 +43,8 @@ def test_model_render_matches_in_process_pipeline(ray_local, bundle, photos, tmp
     from gid.pipeline.images import load_image
     from gid.pipeline.warping import render_video, resize_spectral
     from gid.pipeline.spectral import spectral_to_trajectories
-    from gid.stages.bulk_render import RenderConfig, photo_seed, render_bulk
+    from gid.pipeline.photo_render import photo_seed
+    from gid.stages.bulk_render import RenderConfig, render_bulk
 
     cfg = RenderConfig(model=bundle, out=tmp_path / "out", frames=FRAMES, num_inference_steps=STEPS, batch_size=2,
                        save_motion=True, progress=False, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
