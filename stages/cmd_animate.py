@@ -48,13 +48,14 @@ def register(app: typer.Typer) -> None:
         import numpy as np
         import torch
 
+        from gid.datasets import validate
         from gid.datasets.spectral_file import load_spectral
         from gid.datasets.video_io import write_gif, write_video
         from gid.pipeline.animate import check_size, motion_panel, pick_renderer, spectral_to_motion
         from gid.pipeline.frame_renderer import choose_renderer
         from gid.pipeline.images import fit_image, load_image
         from gid.pipeline.warping import render_video
-        from gid.stages import validate
+        from gid.stages.options import at_least, positive
 
         if (model is None) == (spectral is None):
             raise ValueError("give exactly one of --model DIR (predict the motion) or --spectral FILE.npy")
@@ -69,11 +70,11 @@ def register(app: typer.Typer) -> None:
             fps = given.fps if given is not None and given.fps else 30.0
         if spectral_frames is None and given is not None:
             spectral_frames = given.num_frames
-        validate.at_least("--frames", frames, 2)
-        validate.positive("--fps", fps)
+        at_least("--frames", frames, 2)
+        positive("--fps", fps)
         check_sampling(steps, guidance)
-        validate.at_least("--max-side", max_side, 16)
-        validate.at_least("--spectral-frames", spectral_frames, 2)
+        at_least("--max-side", max_side, 16)
+        at_least("--spectral-frames", spectral_frames, 2)
         if renderer not in (None, "splat"):
             validate.weights_folder(Path(renderer), "--renderer", "a trained renderer folder (BUNDLE/renderer)")
         clock = time.perf_counter()

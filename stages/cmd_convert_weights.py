@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
         Loads with torch.load(weights_only=True), so no code in the file runs. Pass OUT to
         `gid eval --inception/--i3d/--dt-i3d`.
         """
+        from gid.datasets import validate
         from gid.pipeline.feature_nets import convert_checkpoint
-        from gid.stages import validate
 
         if kind not in ("inception", "i3d"):
             raise ValueError(f"--kind must be inception or i3d (--kind {kind}); say which network SOURCE is for")

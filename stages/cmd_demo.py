@@ -14,8 +14,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed for the synthetic data."),
     ) -> None:
         """Run the whole pipeline on synthetic data it generates itself, and show where the results are."""
+        from gid.datasets.validate import output_dir
         from gid.stages.demo import DemoConfig, run_demo
-        from gid.stages.validate import at_least, output_dir
+        from gid.stages.options import at_least
 
         at_least("--num-videos", num_videos, 1)
         output_dir(out, "--out")

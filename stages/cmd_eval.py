@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.video_evaluation import EvalConfig
         from gid.stages.evaluate import evaluate
 
-        from gid.stages import validate
+        from gid.datasets import validate
+        from gid.stages.options import at_least
 
         crop_w, crop_h = parse_size(crop, "--crop")
         validate.input_dir(real, "--real", "a folder of real videos")
@@ -54,7 +55,7 @@ def register(app: typer.Typer) -> None:
         for name, value, minimum in (("--frame-stride", frame_stride, 1), ("--max-frames", max_frames, 2),
                                      ("--kid-subsets", kid_subsets, 1), ("--kid-subset-size", kid_subset_size, 2),
                                      ("--batch-size", batch_size, 1), ("--ray-min-videos", ray_min_videos, 1)):
-            validate.at_least(name, value, minimum)
+            at_least(name, value, minimum)
         validate.output_dir(out, "--out")
         cfg = EvalConfig(
             real=real, fake=fake, out=out, inception=inception, i3d=i3d, dt_i3d=dt_i3d, gt=gt,

@@ -49,14 +49,15 @@ def register(app: typer.Typer) -> None:
         force is projected onto the modes, each mode rings as a damped oscillator and the photo is
         warped by the summed displacement.
         """
-        from gid.stages import validate
+        from gid.datasets import validate
         from gid.stages.footage import is_video
         from gid.stages.interact import InteractConfig, interact as run
+        from gid.stages.options import at_least, positive
 
-        validate.at_least("--frames", frames, 2)
-        validate.positive("--fps", fps)
-        validate.at_least("--steps", steps, 1)
-        validate.at_least("--max-side", max_side, 16)
+        at_least("--frames", frames, 2)
+        positive("--fps", fps)
+        at_least("--steps", steps, 1)
+        at_least("--max-side", max_side, 16)
         validate.output_file(out, "--out", (".mp4",))
         if is_video(image):
             validate.video_file(image, "IMAGE")

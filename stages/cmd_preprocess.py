@@ -35,8 +35,10 @@ def register(app: typer.Typer) -> None:
         Unusable files get a row in OUT/errors/ and the run goes on. Workers write the clips;
         a --manifest of millions of sources is streamed, never listed in this process.
         """
+        from gid.datasets.validate import input_file, output_dir, video_inputs
+        from gid.stages.options import at_least
         from gid.stages.preprocess import PreprocessConfig, run_preprocess
-        from gid.stages.validate import at_least, input_file, output_dir, reachable_address, video_inputs
+        from gid.stages.ray_runtime import reachable_address
 
         width, height = parse_size(size)
         cfg = PreprocessConfig(num_frames=frames, stride=stride, width=width, height=height, fps=fps,

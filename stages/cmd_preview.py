@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
         from gid.pipeline.spectral import frequencies_hz
         from gid.pipeline.visualize import contact_sheet, flow_to_color, mean_amplitude, plot_spectra
 
-        from gid.stages.validate import at_least, output_dir
+        from gid.datasets.validate import output_dir
+        from gid.stages.options import at_least
 
         manifest_path = data / "manifest.parquet"
         if not manifest_path.is_file():

@@ -45,14 +45,16 @@ def register(app: typer.Typer) -> None:
         OUT/errors/ for each photo that failed. A rerun skips the photos already rendered. Throughput is
         logged to MLflow (experiment gid-render).
         """
-        from gid.stages import validate
+        from gid.datasets import validate
         from gid.stages.bulk_render import RenderConfig, render_bulk
+        from gid.stages.options import at_least, positive
+        from gid.stages.ray_runtime import reachable_address
 
         for name, value, minimum in (("--frames", frames, 2), ("--steps", steps, 1), ("--batch-size", batch_size, 1),
                                      ("--num-workers", num_workers, 1), ("--num-gpus", num_gpus, 0),
                                      ("--max-side", max_side, 16)):
-            validate.at_least(name, value, minimum)
-        validate.positive("--fps", fps)
+            at_least(name, value, minimum)
+        positive("--fps", fps)
         for path in inputs:
             if not path.exists():
                 raise FileNotFoundError(f"no such file or folder (INPUTS {path}); give images, folders of images or "
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
         if model is not None:
             validate.bundle(model, parts=("vae",) if spectral else ("vae", "unet"))
         validate.output_dir(out, "--out")
-        validate.reachable_address(address)
+        reachable_address(address)
 
         cfg = RenderConfig(model=model, out=out, frames=frames, fps=fps, loop=loop, amplify=amplify,
                            num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed, num_gpus=num_gpus,

@@ -30,15 +30,16 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
     ) -> None:
         """Serve a page to upload or choose a photo, drag on it to apply a force, and play its loop."""
-        from gid.stages import validate
+        from gid.datasets import validate
+        from gid.stages.options import at_least, positive
         from gid.stages.serve import ServeConfig, serve as run
 
         if not 1 <= port <= 65535:
             raise ValueError(f"--port must be in 1..65535 (--port {port}); e.g. 8000")
-        validate.positive("--max-upload-mb", max_upload_mb)
-        validate.positive("--max-megapixels", max_megapixels)
-        validate.at_least("--steps", steps, 1)
-        validate.at_least("--examples", examples, 0)
+        positive("--max-upload-mb", max_upload_mb)
+        positive("--max-megapixels", max_megapixels)
+        at_least("--steps", steps, 1)
+        at_least("--examples", examples, 0)
         if model is not None:
             validate.bundle(model)
 

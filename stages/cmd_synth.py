@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         """
         from gid.datasets.synthetic import SynthConfig, write_dataset
 
-        from gid.stages.validate import at_least, output_dir
+        from gid.datasets.validate import output_dir
+        from gid.stages.options import at_least
 
         width, height = parse_size(size)
         config = SynthConfig(num_frames=frames, fps=fps, width=width, height=height, num_freqs=num_freqs)

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
         from gid.stages.renderer_training import RendererTask
         from gid.stages.training import fit
 
-        from gid.stages.validate import at_least, clip_table
+        from gid.datasets.validate import clip_table
+        from gid.stages.options import at_least
 
         clip_table(data)
         at_least("--max-pairs", max_pairs, 1)

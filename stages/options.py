@@ -1,4 +1,4 @@
-"""Parsing of command-line values shared by several `gid` subcommands."""
+"""Parsing and range checks of command-line values shared by several `gid` subcommands."""
 from __future__ import annotations
 
 
@@ -20,3 +20,16 @@ def parse_pair(text: str, name: str) -> tuple[float, float]:
     except ValueError:
         raise ValueError(f"{name} must look like A,B (two numbers), got {text!r}") from None
     return a, b
+
+
+def at_least(option: str, value: float | None, minimum: float) -> None:
+    """``value`` ≥ ``minimum`` (None passes: the option was left out)."""
+    if value is not None and not value >= minimum:
+        raise ValueError(f"{option} must be at least {minimum:g}, got {value:g} ({option} {value:g}); "
+                         f"give a value of {minimum:g} or more")
+
+
+def positive(option: str, value: float | None) -> None:
+    """``value`` > 0 (None passes)."""
+    if value is not None and not value > 0:
+        raise ValueError(f"{option} must be positive, got {value:g} ({option} {value:g}); give a value above 0")

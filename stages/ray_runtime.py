@@ -190,3 +190,9 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, num_gpu
              runtime_env={"worker_process_setup_hook": quiet_state_api_warnings}, **common)
     return True
 
+
+def reachable_address(address: str | None) -> None:
+    """``--address`` (or ``$RAY_ADDRESS``), if given, has something listening (see check_reachable)."""
+    address = resolve_address(address)
+    if address is not None:
+        check_reachable(address)

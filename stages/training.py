@@ -158,7 +158,7 @@ CHECKPOINT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "lr_
 
 def _complete(folder: Path) -> bool:
     """Every file of a checkpoint is there and its safetensors are whole (a kill can cut an upload short)."""
-    from gid.stages.validate import safetensors_file
+    from gid.datasets.validate import safetensors_file
 
     if not all((folder / name).is_file() for name in CHECKPOINT_FILES):
         return False
@@ -495,8 +495,8 @@ def fit(task: TrainingTask, cfg: TrainConfig, out: str | Path) -> FitResult:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from gid.datasets.validate import free_disk, output_dir
     from gid.stages.ray_runtime import init_ray
-    from gid.stages.validate import free_disk, output_dir
 
     out = output_dir(Path(out).resolve(), "--out")
     try:

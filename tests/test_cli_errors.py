@@ -8,7 +8,7 @@ start-up); an unreachable ``--address`` runs as a real `gid` process, and the up
 `gid serve` goes through its web app. Each case has 60 s (pytest-timeout); the unreachable address
 has 30 s.
 
-Tried broken: run against the commands before the checks of stages/validate.py, most of the table
+Tried broken: run against the commands before the checks of datasets/validate.py, most of the table
 failed here: a missing or junk video started Ray (60 s timeout, or exit 0 with an error row), a
 truncated bundle ended as a diffusers OSError (exit 1), `render --out FILE` rendered before failing
 and `synth --num-freqs 0` printed its progress bar first.

@@ -1,4 +1,6 @@
-"""Checks every command runs on its inputs before it starts Ray or writes anything.
+"""Checks of input and output files, next to their formats: every command runs them before it starts
+Ray or writes anything (option values are checked by gid.stages.options, a Ray address by
+gid.stages.ray_runtime).
 
 Each check raises ``ValueError`` / ``FileNotFoundError`` / ``PermissionError`` with a message in the
 form `gid` prints as one line: ``<what> (<input>); <what to do>``. They read headers only (a
@@ -13,19 +15,6 @@ import tempfile
 from pathlib import Path
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-
-
-def at_least(option: str, value: float | None, minimum: float) -> None:
-    """``value`` ≥ ``minimum`` (None passes: the option was left out)."""
-    if value is not None and not value >= minimum:
-        raise ValueError(f"{option} must be at least {minimum:g}, got {value:g} ({option} {value:g}); "
-                         f"give a value of {minimum:g} or more")
-
-
-def positive(option: str, value: float | None) -> None:
-    """``value`` > 0 (None passes)."""
-    if value is not None and not value > 0:
-        raise ValueError(f"{option} must be positive, got {value:g} ({option} {value:g}); give a value above 0")
 
 
 def input_file(path: Path, option: str, what: str) -> Path:
@@ -214,15 +203,6 @@ def video_inputs(inputs: list[str]) -> None:
         return
     if problems:
         raise problems[0]
-
-
-def reachable_address(address: str | None) -> None:
-    """``--address`` (or ``$RAY_ADDRESS``), if given, has something listening (see ray_runtime.check_reachable)."""
-    from gid.stages.ray_runtime import check_reachable, resolve_address
-
-    address = resolve_address(address)
-    if address is not None:
-        check_reachable(address)
 
 
 def clip_table(path: Path, option: str = "--data") -> Path:
