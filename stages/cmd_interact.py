@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
         warped by the summed displacement.
         """
         from gid.datasets import validate
-        from gid.stages.footage import is_video
-        from gid.stages.interact import InteractConfig, interact as run
+        from gid.pipeline.footage import is_video
+        from gid.pipeline.poke import InteractConfig, interact as run
         from gid.stages.options import at_least, positive
 
         at_least("--frames", frames, 2)

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from gid.datasets.video_io import write_gif, write_video
         from gid.pipeline.video_loop import fidelity, parse_band, reference_frames, render_loop, seam
         from gid.pipeline.frame_renderer import choose_renderer
-        from gid.stages.footage import load_video_motion
+        from gid.pipeline.footage import load_video_motion
 
         if out.suffix.lower() != ".mp4":
             raise ValueError(f"--out must end in .mp4 ({out}); give a name like loop.mp4")

@@ -1,4 +1,4 @@
-"""`gid motion`: the spectral volume of one clip of a real video (thin wrapper over gid.stages.footage)."""
+"""`gid motion`: the spectral volume of one clip of a real video (thin wrapper over gid.pipeline.footage)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from gid.stages.options import parse_size
 
 def clip_options(start: float, frames: int, fps: float | None, size: str | None, max_side: int, num_freqs: int,
                  flow: str, camera: str):
-    from gid.stages.footage import ClipOptions
+    from gid.pipeline.footage import ClipOptions
 
     return ClipOptions(start=start, frames=frames, fps=fps, size=parse_size(size) if size else None,
                        max_side=max_side, num_freqs=num_freqs, flow=flow, camera=camera)
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         `gid animate OUT/frame0.png --spectral OUT` re-renders it, and `gid interact`/`gid loop` use it.
         """
         from gid.datasets.spectral_file import save_motion
-        from gid.stages.footage import load_video_motion, motion_meta
+        from gid.pipeline.footage import load_video_motion, motion_meta
 
         opts = clip_options(start, frames, fps, size, max_side, num_freqs, flow, camera)
         clip, result, notes = load_video_motion(video, opts)

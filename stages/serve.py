@@ -115,8 +115,8 @@ def decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 
 def decode_spectral(data: bytes, name: str, cfg: ServeConfig):
-    """Upload bytes of a ``.npy`` spectral volume → a checked :class:`gid.stages.interact.MotionSource`."""
-    from gid.stages.interact import check_spectral
+    """Upload bytes of a ``.npy`` spectral volume → a checked :class:`gid.pipeline.motion_source.MotionSource`."""
+    from gid.pipeline.motion_source import check_spectral
 
     try:
         spectral = np.load(io.BytesIO(data), allow_pickle=False)
@@ -159,10 +159,10 @@ def decode_video(data: bytes, name: str, cfg: ServeConfig):
 
 
 def video_source(clip):
-    """The :class:`gid.stages.interact.MotionSource` of a decoded clip: its own motion (§3, §4.1; K ≤ 16)."""
+    """The :class:`gid.pipeline.motion_source.MotionSource` of a decoded clip: its own motion (§3, §4.1; K ≤ 16)."""
     from gid.pipeline.flow import make_flow
     from gid.pipeline.video_loop import video_motion
-    from gid.stages.interact import MotionSource
+    from gid.pipeline.motion_source import MotionSource
 
     motion = video_motion(clip.frames, clip.fps, make_flow("dis"), min(16, len(clip.frames) // 2 + 1))
     return MotionSource(motion.spectral, motion.num_frames, motion.fps)
@@ -250,7 +250,7 @@ def create_app(cfg: ServeConfig | None = None):
 
     @app.post("/api/photos")
     def upload(photo: UploadFile = File(...), spectral: UploadFile | None = File(None)):
-        from gid.stages.footage import is_video
+        from gid.pipeline.footage import is_video
 
         name = photo.filename or "photo"
         data = read_limited(photo.file, cfg.max_upload_bytes, name)
@@ -274,7 +274,7 @@ def create_app(cfg: ServeConfig | None = None):
             run(entry, lambda _p: source)
         else:
             from gid.pipeline import GIDPipeline
-            from gid.stages.interact import predict_motion
+            from gid.pipeline.motion_source import predict_motion
 
             def predict(p: Photo):
                 def callback(step: int, total: int) -> None:
@@ -292,7 +292,7 @@ def create_app(cfg: ServeConfig | None = None):
         if not 0 <= index < cfg.examples:
             raise HTTPException(404, f"example {index} does not exist; this server offers 0 … {cfg.examples - 1}")
         from gid.datasets.synthetic import SynthConfig, generate_video
-        from gid.stages.interact import MotionSource
+        from gid.pipeline.motion_source import MotionSource
 
         synth = SynthConfig(num_frames=cfg.spectral_frames, fps=cfg.spectral_fps, width=256, height=160)
         preview = generate_video(index, 0, SynthConfig(num_frames=2, fps=synth.fps, width=256, height=160))

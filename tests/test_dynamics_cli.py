@@ -28,7 +28,7 @@ def scene(tmp_path_factory):
 @pytest.fixture(scope="module")
 def still(scene, tmp_path_factory):
     """The photo rendered with zero force (the reference for 'no motion', same encoder losses)."""
-    from gid.stages.interact import InteractConfig, interact
+    from gid.pipeline.poke import InteractConfig, interact
 
     root, (x, y), _ = scene
     out = interact(InteractConfig(image=root / "photo.png", out=tmp_path_factory.mktemp("still") / "still.mp4",
@@ -86,7 +86,7 @@ def test_broken_spectral_file_is_named(gid, scene, tmp_path):
 def test_synth_ground_truth_npz_is_accepted(gid, synth_small, tmp_path):
     """`gid synth`'s gt/*.npz holds the exact spectral volume and frame 0: poke it directly."""
     from gid.datasets.synthetic import load_ground_truth
-    from gid.stages.interact import load_spectral
+    from gid.pipeline.motion_source import load_spectral
 
     gt_path = sorted((synth_small / "gt").glob("*.npz"))[0]
     source = load_spectral(gt_path, num_frames=48)

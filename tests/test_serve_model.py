@@ -30,7 +30,7 @@ def test_predicted_motion_is_the_pipelines_with_progress(bundle, photo_png):
     import torch
 
     from gid.pipeline import GIDPipeline
-    from gid.stages.interact import predict_motion
+    from gid.pipeline.motion_source import predict_motion
 
     image = np.asarray(Image.open(io.BytesIO(photo_png)))
     steps = []
@@ -66,7 +66,7 @@ def test_serve_predicts_uploaded_photos(bundle, photo_png):
 
 def test_interact_with_a_model(bundle, photo_png, tmp_path):
     from gid.datasets.video_io import read_video
-    from gid.stages.interact import InteractConfig, interact
+    from gid.pipeline.poke import InteractConfig, interact
 
     (tmp_path / "p.png").write_bytes(photo_png)
     out = interact(InteractConfig(image=tmp_path / "p.png", out=tmp_path / "o.mp4", model=bundle, steps=STEPS,

@@ -1,10 +1,9 @@
-"""`gid interact` and `gid serve` wiring: where a photo's motion comes from, and one poke rendered to MP4.
+"""`gid interact`: one poke of a photo (or of a video's frame 0) rendered to MP4.
 
-Motion comes from a video's own clip (its frame 0 is the photo, :mod:`gid.stages.footage`), from a given spectral volume ``(K, 4, h, w)`` (``.npy``, pixels, e.g. the ground
-truth of `gid synth`) or from a trained bundle through
-``gid.pipeline.GIDPipeline`` (the photo resized to the model's resolution). The
-volume is then resized to the photo with its motion rescaled (``gid.pipeline.warping.resize_spectral``),
-the poke simulated there (``gid.pipeline.dynamics.simulate``) and the frames rendered with
+Motion comes from a video's own clip (its frame 0 is the photo, :mod:`gid.pipeline.footage`) or from
+:mod:`gid.pipeline.motion_source` (a given spectral volume, or a trained bundle). The volume is then
+resized to the photo with its motion rescaled (``gid.pipeline.warping.resize_spectral``), the poke
+simulated there (``gid.pipeline.dynamics.simulate``) and the frames rendered with
 ``gid.pipeline.warping.render_video`` (softmax splatting, or a learned ``FrameRenderer``).
 """
 from __future__ import annotations
@@ -12,53 +11,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from gid.pipeline.motion_source import MotionSource, load_spectral, predict_motion
 from gid.pipeline.sampling import SAMPLING, check_sampling
-
-
-@dataclass
-class MotionSource:
-    """A spectral volume and the clip geometry it was made for.
-
-    spectral: ``(K, 4, h, w)`` float32 pixels; num_frames: T of its transform; fps: its frame rate.
-    """
-
-    spectral: np.ndarray
-    num_frames: int
-    fps: float
-
-
-def load_spectral(path: str | Path, num_frames: int = 150, fps: float = 30.0) -> MotionSource:
-    """A ``(K, 4, h, w)`` spectral volume from a ``.npy``, a ``.npz`` (such as `gid synth`'s ``gt/*.npz``) or a
-    `gid motion` folder (whose motion.json gives T and fps instead of ``num_frames`` and ``fps``)."""
-    from gid.datasets.spectral_file import load_spectral as read
-
-    volume = read(path)
-    return check_spectral(volume.spectral, str(path), volume.num_frames or num_frames, volume.fps or fps)
-
-
-def check_spectral(spectral: np.ndarray, name: str, num_frames: int, fps: float) -> MotionSource:
-    """Validate a spectral volume ``(K, 4, h, w)`` (``name`` is used in error messages)."""
-    if spectral.ndim != 4 or spectral.shape[1] != 4 or spectral.shape[0] < 2 or min(spectral.shape[2:]) < 2:
-        raise ValueError(f"{name}: a spectral volume must have shape (K ≥ 2, 4, H, W), got {spectral.shape}")
-    if not np.issubdtype(spectral.dtype, np.floating) or not np.isfinite(spectral).all():
-        raise ValueError(f"{name}: a spectral volume must hold finite floats, got {spectral.dtype} with NaN/inf or non-floats")
-    if spectral.shape[0] > num_frames // 2 + 1:
-        raise ValueError(f"{name}: K = {spectral.shape[0]} frequencies need --spectral-frames ≥ {2 * (spectral.shape[0] - 1)}")
-    return MotionSource(spectral.astype(np.float32), int(num_frames), float(fps))
-
-
-def predict_motion(pipe, image: np.ndarray, steps: int = SAMPLING.num_inference_steps,
-                   guidance: float = SAMPLING.guidance_scale, seed: int = 0,
-                   callback: Callable[[int, int], None] | None = None) -> MotionSource:
-    """Sample the motion of ``image (H, W, 3)`` uint8 with a loaded :class:`gid.pipeline.GIDPipeline`
-    (§4.2: DDIM + CFG); ``callback(step, total)`` reports denoising progress."""
-    spectral = pipe(image, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
-                    progress=callback is None, callback=callback)
-    return check_spectral(spectral[0].float().cpu().numpy(), "predicted motion", pipe.num_frames, pipe.fps)
 
 
 @dataclass
@@ -89,7 +46,7 @@ class InteractConfig:
 
     def __post_init__(self) -> None:
         check_sampling(self.steps, self.guidance)
-        from gid.stages.footage import is_video
+        from gid.pipeline.footage import is_video
 
         if is_video(self.image):
             if self.model is not None or self.spectral is not None:
@@ -119,7 +76,7 @@ def interact(cfg: InteractConfig, progress: bool = True) -> Path:
     from gid.pipeline.images import fit_image, load_image
     from gid.pipeline.warping import render_video, resize_spectral
 
-    from gid.stages.footage import ClipOptions, is_video, load_video_motion
+    from gid.pipeline.footage import ClipOptions, is_video, load_video_motion
 
     video = None
     if is_video(cfg.image):  # the video's own motion is the modal basis (Davis et al. 2015)

@@ -1,4 +1,5 @@
-"""Wiring shared by the commands that start from a video (`gid motion`, `gid loop`, `gid interact`, `gid serve`).
+"""One clip of a video → its motion, shared by the commands that start from a video (`gid motion`,
+`gid loop`, `gid interact`, `gid serve`).
 
 One clip of the video is decoded (:func:`gid.datasets.video_clip.read_clip`), its motion estimated
 with the preprocessing code (:func:`gid.pipeline.video_loop.video_motion`), and what a user must
