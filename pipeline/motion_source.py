@@ -54,3 +54,21 @@ def predict_motion(pipe, image: np.ndarray, steps: int = SAMPLING.num_inference_
     spectral = pipe(image, num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                     progress=callback is None, callback=callback)
     return check_spectral(spectral[0].float().cpu().numpy(), "predicted motion", pipe.num_frames, pipe.fps)
+
+
+def video_source(clip):
+    """The :class:`MotionSource` of a decoded clip: its own motion (§3, §4.1; K ≤ 16)."""
+    from gid.pipeline.flow import make_flow
+    from gid.pipeline.video_loop import video_motion
+
+    motion = video_motion(clip.frames, clip.fps, make_flow("dis"), min(16, len(clip.frames) // 2 + 1))
+    return MotionSource(motion.spectral, motion.num_frames, motion.fps)
+
+
+def build_basis(image: np.ndarray, source: MotionSource):
+    """The modal basis (Eq. 6) of ``source`` at the size of ``image (H, W, 3)``, motion rescaled."""
+    from gid.pipeline.dynamics import modal_basis
+    from gid.pipeline.warping import resize_spectral
+
+    spectral = resize_spectral(source.spectral, image.shape[:2])
+    return modal_basis(spectral, source.num_frames, source.fps)

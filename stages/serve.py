@@ -20,10 +20,9 @@ API (JSON errors as ``{"detail": message}``, shown in the page):
 - ``GET /api/photos/{id}/image.png``, ``GET /api/photos/{id}/basis.bin``: working image, modal basis.
 
 Everything is kept in memory (the last ``max_photos`` photos); the server binds 127.0.0.1 by default.
+Uploads are checked and decoded by gid.datasets.uploads, motion comes from gid.pipeline.motion_source.
 """
 
-import io
-import tempfile
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from gid.datasets.uploads import UploadError, decode_photo, decode_spectral, decode_video, read_limited
+from gid.pipeline.motion_source import build_basis, video_source
 from gid.pipeline.sampling import SAMPLING, check_sampling
 
 STATIC = Path(__file__).parent / "static"
@@ -81,100 +82,6 @@ class Photo:
     progress: float = 0.0
     message: str = ""
     basis: Any = None  # gid.pipeline.dynamics.ModalBasis
-
-
-class UploadError(ValueError):
-    """An upload the server refuses; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def read_limited(stream, limit: int, name: str) -> bytes:
-    """Read a file-like object, refusing (413) anything larger than ``limit`` bytes."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise UploadError(f"{name} is larger than the {limit / 2**20:.3g} MB upload limit; shrink it first", 413)
-    if not data:
-        raise UploadError(f"{name} is empty; choose a photo file")
-    return data
-
-
-def decode_photo(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """Upload bytes → ``(H, W, 3)`` uint8 with the project's image policy (gid.pipeline.images)."""
-    from gid.pipeline.images import load_image
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{Path(name).suffix[:8]}"  # never a path taken from the client
-        path.write_bytes(data)
-        try:
-            return load_image(path, max_pixels=max_pixels)
-        except (ValueError, FileNotFoundError) as err:
-            raise UploadError(str(err).replace(str(path), name)) from None
-
-
-def decode_spectral(data: bytes, name: str, cfg: ServeConfig):
-    """Upload bytes of a ``.npy`` spectral volume → a checked :class:`gid.pipeline.motion_source.MotionSource`."""
-    from gid.pipeline.motion_source import check_spectral
-
-    try:
-        spectral = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise UploadError(f"{name}: not a .npy array ({err}); save the spectral volume with numpy.save") from None
-    try:
-        return check_spectral(spectral, name, cfg.spectral_frames, cfg.spectral_fps)
-    except ValueError as err:
-        raise UploadError(str(err)) from None
-
-
-def decode_video(data: bytes, name: str, cfg: ServeConfig):
-    """Upload bytes of a video → its first clip (``≤ spectral_frames`` frames, long side ``work_side``).
-
-    The same limits as a photo (bytes, pixels checked from the first frame before the rest is
-    decoded) plus ``max_video_seconds``; the clip's motion is estimated later, in the job thread.
-    """
-    from gid.datasets.video_clip import probe_video, read_clip
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{Path(name).suffix[:8]}"  # never a path taken from the client
-        path.write_bytes(data)
-        try:
-            info = probe_video(str(path))
-            if info.width * info.height > cfg.max_pixels:
-                raise UploadError(f"{name}: frames of {info.width}x{info.height} exceed the {cfg.max_pixels / 1e6:g} "
-                                  "megapixel limit; shrink the video first", 413)
-            if info.duration is not None and info.duration > cfg.max_video_seconds:
-                raise UploadError(f"{name}: the video is {info.duration:.1f} s long, over the "
-                                  f"{cfg.max_video_seconds:g} s limit; trim it first", 413)
-            available = int(info.duration * info.fps) if info.duration else cfg.spectral_frames
-            frames = min(cfg.spectral_frames, available)
-            if frames < 8:
-                raise UploadError(f"{name}: the video is too short ({available} frames); upload at least 8 frames")
-            return read_clip(str(path), frames - frames % 2, max_side=cfg.work_side)
-        except (ValueError, FileNotFoundError) as err:
-            if isinstance(err, UploadError):
-                raise
-            raise UploadError(str(err).replace(str(path), name)) from None
-
-
-def video_source(clip):
-    """The :class:`gid.pipeline.motion_source.MotionSource` of a decoded clip: its own motion (§3, §4.1; K ≤ 16)."""
-    from gid.pipeline.flow import make_flow
-    from gid.pipeline.video_loop import video_motion
-    from gid.pipeline.motion_source import MotionSource
-
-    motion = video_motion(clip.frames, clip.fps, make_flow("dis"), min(16, len(clip.frames) // 2 + 1))
-    return MotionSource(motion.spectral, motion.num_frames, motion.fps)
-
-
-def build_basis(image: np.ndarray, source) -> Any:
-    """The modal basis of ``source`` (a MotionSource) at the size of ``image``, motion rescaled."""
-    from gid.pipeline.dynamics import modal_basis
-    from gid.pipeline.warping import resize_spectral
-
-    spectral = resize_spectral(source.spectral, image.shape[:2])
-    return modal_basis(spectral, source.num_frames, source.fps)
 
 
 def basis_bytes(basis) -> bytes:
@@ -255,7 +162,7 @@ def create_app(cfg: ServeConfig | None = None):
         name = photo.filename or "photo"
         data = read_limited(photo.file, cfg.max_upload_bytes, name)
         if is_video(name):  # its own motion is the modal basis; the flow runs in the job thread
-            clip = decode_video(data, name, cfg)
+            clip = decode_video(data, name, cfg.max_pixels, cfg.max_video_seconds, cfg.spectral_frames, cfg.work_side)
             entry = Photo(image=clip.frames[0], name=name)
             pid = add(entry)
             run(entry, lambda _p: video_source(clip))
@@ -264,7 +171,8 @@ def create_app(cfg: ServeConfig | None = None):
         source = None
         if spectral is not None and spectral.filename:
             sname = spectral.filename
-            source = decode_spectral(read_limited(spectral.file, cfg.max_upload_bytes, sname), sname, cfg)
+            source = decode_spectral(read_limited(spectral.file, cfg.max_upload_bytes, sname), sname, cfg.spectral_frames,
+                                     cfg.spectral_fps)
         elif cfg.model is None:
             raise UploadError("this server has no motion model: upload a spectral volume (.npy) with the photo, "
                               "choose an example scene, or restart it with `gid serve --model BUNDLE`")
