@@ -180,3 +180,30 @@ def plot_magnitudes(path: Path, fake: list[np.ndarray], real: list[np.ndarray]) 
     ax.set_title("Motion magnitude distribution")
     ax.legend()
     return _save(fig, path)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, every: int = 2) -> np.ndarray:
+    """Two videos ``(T, H, W, 3)`` and ``(T', H, W', 3)`` uint8 → every ``every``-th frame of the shorter
+    length, ``left`` and ``right`` side by side with a 4 px white gap: ``(⌈min(T, T')/every⌉, H, W + 4 + W', 3)``."""
+    count = min(len(left), len(right))
+    gap = np.full((left.shape[1], 4, 3), 255, np.uint8)
+    return np.stack([np.concatenate([left[t], gap, right[t]], axis=1) for t in range(0, count, every)])
+
+
+def plot_losses(path: Path, panels: list[tuple[str, dict[str, tuple[list[int], list[float]]]]]) -> Path:
+    """One panel per training run, ``(title, {metric: (steps, values)})``: each loss against the step, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100, squeeze=False)
+    for ax, (title, series) in zip(axes[0], panels):
+        for key, (steps, values) in series.items():
+            ax.plot(steps, values, label=key)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

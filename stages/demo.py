@@ -105,11 +105,11 @@ def demo_commands(cfg: DemoConfig) -> list[tuple[list[str], Path]]:
 
 def side_by_side_gifs(out: Path, results: Path, max_gifs: int = 4) -> list[Path]:
     """``results/{id}.gif``: each held-out video (left) beside the one gid generated from its first frame."""
-    import numpy as np
     import pyarrow.parquet as pq
 
-    from gid.datasets.video_io import read_video, write_gif
     from gid.datasets.ground_truth import match_id
+    from gid.datasets.video_io import read_video, write_gif
+    from gid.pipeline.visualize import side_by_side
 
     truth = {r["video_id"]: out / "heldout" / r["video"] for r in pq.read_table(out / "heldout" / "manifest.parquet").to_pylist()}
     gifs = []
@@ -117,21 +117,16 @@ def side_by_side_gifs(out: Path, results: Path, max_gifs: int = 4) -> list[Path]
         key = match_id(Path(row["video"]).stem, truth) if row["status"] == "ok" else None
         if key is None or len(gifs) >= max_gifs:
             continue
-        real, fake = read_video(truth[key])[0], read_video(out / "render" / row["video"])[0]
-        count = min(len(real), len(fake))
-        gap = np.full((real.shape[1], 4, 3), 255, np.uint8)
-        frames = np.stack([np.concatenate([real[t], gap, fake[t]], axis=1) for t in range(0, count, 2)])
+        frames = side_by_side(read_video(truth[key])[0], read_video(out / "render" / row["video"])[0])
         gifs.append(write_gif(results / f"{key}.gif", frames, fps=15))
     return gifs
 
 
 def training_curves(mlflow_uri: str, path: Path) -> Path | None:
     """One panel per `gid-*` training experiment (its latest run): every logged loss against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mlflow
+
+    from gid.pipeline.visualize import plot_losses
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_uri)
     panels = []
@@ -141,24 +136,12 @@ def training_curves(mlflow_uri: str, path: Path) -> Path | None:
         for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1):
             keys = [k for k in run.data.metrics if "loss" in k]
             if keys:
+                histories = {k: client.get_metric_history(run.info.run_id, k) for k in keys}
                 panels.append((run.info.start_time, run.info.run_name or exp.name,
-                               {k: client.get_metric_history(run.info.run_id, k) for k in keys}))
+                               {k: ([m.step for m in h], [m.value for m in h]) for k, h in histories.items()}))
     if not panels:
         return None
-    panels = [panel[1:] for panel in sorted(panels, key=lambda panel: panel[0])]  # in training order
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100, squeeze=False)
-    for ax, (title, series) in zip(axes[0], panels):
-        for key, history in series.items():
-            ax.plot([m.step for m in history], [m.value for m in history], label=key)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return plot_losses(path, [panel[1:] for panel in sorted(panels, key=lambda panel: panel[0])])  # in training order
 
 
 def write_report(cfg: DemoConfig, log: dict[str, dict], total_s: float) -> Path:
