@@ -35,6 +35,7 @@ from gid.datasets.render_inputs import collect_inputs, read_photos
 from gid.datasets.render_outputs import (consolidate_manifest, done_sources, failure, manifest_rows, video_name,
                                          write_part, write_rendered)
 from gid.pipeline.sampling import SAMPLING, check_sampling
+from gid.stages.options import check_options, option
 
 RENDERERS = ("auto", "splat", "learned")
 NO_MOTION = np.zeros((0, 4, 0, 0), np.float32)  # the motion column of an item without a volume
@@ -42,40 +43,43 @@ NO_MOTION = np.zeros((0, 4, 0, 0), np.float32)  # the motion column of an item w
 
 @dataclass
 class RenderConfig:
-    """What `gid render` does; the defaults render 5 s videos at 30 fps on the local machine."""
+    """What `gid render` does; the defaults render 5 s videos at 30 fps on the local machine. Each
+    :func:`~gid.stages.options.option` field is also the command's flag, help, default and range."""
 
-    model: Path | None = None  # a model bundle (see gid.pipeline.motion_pipeline); None with spectral=True
-    out: Path = Path("results/render")
-    frames: int = 150
-    fps: float = 30.0
-    loop: bool = False
-    amplify: float = 1.0
-    num_inference_steps: int = SAMPLING.num_inference_steps
-    guidance_scale: float = SAMPLING.guidance_scale
-    seed: int = 0  # each photo's noise comes from gid.pipeline.photo_render.photo_seed(seed, source): independent of batch and neighbours
-    num_gpus: int = 0  # 0: CPU actors; N > 0: N actors with one GPU each
-    num_workers: int = 1  # CPU actors when num_gpus == 0
-    batch_size: int = 4
-    max_side: int = 512
-    renderer: str = "auto"  # auto: the bundle's renderer/ if present, else softmax splatting
-    save_motion: bool = False  # also write each video's spectral volume as videos/{name}.npy (gid eval uses it)
-    spectral: bool = False  # render the `spectral` column of clip tables instead of sampling motion
-    image_column: str = "image"
-    address: str | None = None
-    tracking_uri: str | None = None
+    model: Path | None = option(None, "Model bundle folder from `gid train` (model_index.json, vae/, unet/, ...).")
+    out: Path = option(Path("results/render"), "Folder for videos/, manifest.parquet and errors/.", required=True)
+    frames: int = option(150, "Frames per video (T).", minimum=2)
+    fps: float = option(30.0, "Frame rate of the videos.", positive=True)
+    loop: bool = option(False, "Seamlessly looping motion (§6 universal guidance).", flag="--loop/--no-loop")
+    amplify: float = option(1.0, "Scale the motion: >1 exaggerates, <1 calms it, 0 freezes it.")
+    num_inference_steps: int = option(SAMPLING.num_inference_steps, "DDIM denoising steps (paper: 250; fewer is "
+                                      "faster and coarser).", flag="--steps", minimum=1)
+    guidance_scale: float = option(SAMPLING.guidance_scale, "Classifier-free guidance weight w (paper: 1.75; the "
+                                   "default is what measured best for one sample, docs/motion.md).")
+    # each photo's noise: gid.pipeline.photo_render.photo_seed(seed, source), independent of batch and neighbours
+    seed: int = option(0, "Seed of the motion sampler; each photo's noise comes from this and its source, so it "
+                          "does not depend on the batch.")
+    num_gpus: int = option(0, "GPUs to use, one render actor each; 0 renders on CPU actors.", minimum=0)
+    num_workers: int = option(1, "CPU render actors when --num-gpus is 0 (leave one CPU free).", minimum=1)
+    batch_size: int = option(4, "Photos whose motion is sampled together in one model call.", minimum=1)
+    max_side: int = option(512, "Shrink photos so their long side is at most this (px).", minimum=16)
+    renderer: str = option("auto", "auto: the bundle's learned renderer if it has one, else softmax splatting; "
+                                   "splat; learned.")
+    spectral: bool = option(False, "Render the motion stored in clip tables (their `spectral` column) instead of "
+                                   "sampling it.", flag="--spectral")
+    save_motion: bool = option(False, "Also write each video's spectral volume (K, 4, h, w) as videos/NAME.npy; "
+                                      "`gid eval` then measures motion exactly, without flow.", flag="--save-motion")
+    image_column: str = option("image", "Column of Parquet inputs that holds encoded images.")
+    address: str | None = option(None, "Ray cluster address (e.g. ray://head:10001); default: $RAY_ADDRESS, else "
+                                       "a local Ray.")
+    tracking_uri: str | None = option(None, "MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
+                                            "sqlite:///OUT/mlflow.db.", flag="--mlflow-uri")
     experiment: str = "gid-render"
     progress: bool = True
 
     def __post_init__(self) -> None:
         check_sampling(self.num_inference_steps, self.guidance_scale)
-        if self.frames < 2:
-            raise ValueError(f"--frames must be at least 2, got {self.frames}")
-        if self.fps <= 0:
-            raise ValueError(f"--fps must be positive, got {self.fps}")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.num_gpus < 0 or self.num_workers < 1:
-            raise ValueError(f"--num-gpus must be ≥ 0 and --num-workers ≥ 1, got {self.num_gpus}, {self.num_workers}")
+        check_options(self)
         if self.renderer not in RENDERERS:
             raise ValueError(f"--renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         if self.amplify < 0:

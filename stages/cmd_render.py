@@ -1,43 +1,22 @@
-"""`gid render`: bulk rendering of many photos on Ray Data (thin wrapper over gid.stages.bulk_render)."""
+"""`gid render`: bulk rendering of many photos on Ray Data (thin wrapper over gid.stages.bulk_render).
+Its options are the fields of RenderConfig (gid.stages.options.config_options)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from gid.pipeline.sampling import SAMPLING
+from gid.stages.bulk_render import RenderConfig
+from gid.stages.options import config_options
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @config_options(RenderConfig)
     def render(
         inputs: list[Path] = typer.Argument(..., help="Image files, folders of images, or Parquet files with an image column."),
-        model: Path = typer.Option(None, help="Model bundle folder from `gid train` (model_index.json, vae/, unet/, ...)."),
-        out: Path = typer.Option(..., help="Folder for videos/, manifest.parquet and errors/."),
-        frames: int = typer.Option(150, help="Frames per video (T)."),
-        fps: float = typer.Option(30.0, help="Frame rate of the videos."),
-        loop: bool = typer.Option(False, "--loop/--no-loop", help="Seamlessly looping motion (§6 universal guidance)."),
-        amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it, 0 freezes it."),
-        steps: int = typer.Option(SAMPLING.num_inference_steps, help="DDIM denoising steps (paper: 250; fewer is faster and coarser)."),
-        guidance_scale: float = typer.Option(SAMPLING.guidance_scale, help="Classifier-free guidance weight w (paper: 1.75; the "
-                                              "default is what measured best for one sample, docs/motion.md)."),
-        seed: int = typer.Option(0, help="Seed of the motion sampler; each photo's noise comes from this and its source, so it does not depend on the batch."),
-        num_gpus: int = typer.Option(0, help="GPUs to use, one render actor each; 0 renders on CPU actors."),
-        num_workers: int = typer.Option(1, help="CPU render actors when --num-gpus is 0 (leave one CPU free)."),
-        batch_size: int = typer.Option(4, help="Photos whose motion is sampled together in one model call."),
-        max_side: int = typer.Option(512, help="Shrink photos so their long side is at most this (px)."),
-        renderer: str = typer.Option("auto", help="auto: the bundle's learned renderer if it has one, else "
-                                                  "softmax splatting; splat; learned."),
-        spectral: bool = typer.Option(False, "--spectral", help="Render the motion stored in clip tables "
-                                                                "(their `spectral` column) instead of sampling it."),
-        save_motion: bool = typer.Option(False, "--save-motion", help="Also write each video's spectral volume "
-                                                                    "(K, 4, h, w) as videos/NAME.npy; `gid eval` "
-                                                                    "then measures motion exactly, without flow."),
-        image_column: str = typer.Option("image", help="Column of Parquet inputs that holds encoded images."),
-        address: str = typer.Option(None, help="Ray cluster address (e.g. ray://head:10001); default: "
-                                               "$RAY_ADDRESS, else a local Ray."),
-        mlflow_uri: str = typer.Option(None, help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
-                                                  "sqlite:///OUT/mlflow.db."),
+        cfg: dict[str, Any] | None = None,
     ) -> None:
         """Render one MP4 per photo with Ray Data: batched motion sampling and rendering in an actor pool.
 
@@ -46,29 +25,19 @@ def register(app: typer.Typer) -> None:
         logged to MLflow (experiment gid-render).
         """
         from gid.datasets import validate
-        from gid.stages.bulk_render import RenderConfig, render_bulk
-        from gid.stages.options import at_least, positive
+        from gid.stages.bulk_render import render_bulk
         from gid.stages.ray_runtime import reachable_address
 
-        for name, value, minimum in (("--frames", frames, 2), ("--steps", steps, 1), ("--batch-size", batch_size, 1),
-                                     ("--num-workers", num_workers, 1), ("--num-gpus", num_gpus, 0),
-                                     ("--max-side", max_side, 16)):
-            at_least(name, value, minimum)
-        positive("--fps", fps)
         for path in inputs:
             if not path.exists():
                 raise FileNotFoundError(f"no such file or folder (INPUTS {path}); give images, folders of images or "
                                         "Parquet files")
-        if model is not None:
-            validate.bundle(model, parts=("vae",) if spectral else ("vae", "unet"))
-        validate.output_dir(out, "--out")
-        reachable_address(address)
+        if cfg["model"] is not None:
+            validate.bundle(cfg["model"], parts=("vae",) if cfg["spectral"] else ("vae", "unet"))
+        validate.output_dir(cfg["out"], "--out")
+        reachable_address(cfg["address"])
 
-        cfg = RenderConfig(model=model, out=out, frames=frames, fps=fps, loop=loop, amplify=amplify,
-                           num_inference_steps=steps, guidance_scale=guidance_scale, seed=seed, num_gpus=num_gpus,
-                           num_workers=num_workers, batch_size=batch_size, max_side=max_side, renderer=renderer,
-                           spectral=spectral, save_motion=save_motion, image_column=image_column, address=address, tracking_uri=mlflow_uri)
-        summary = render_bulk(inputs, cfg)
+        summary = render_bulk(inputs, RenderConfig(**cfg))
         typer.echo(f"rendered {summary.rendered}, failed {summary.failed}, skipped {summary.skipped} (already done) "
                    f"in {summary.seconds:.1f} s: {summary.videos_per_s:.2f} videos/s, {summary.frames_per_s:.1f} frames/s")
-        typer.echo(f"manifest: {summary.manifest}" + (f"; failures: {out / 'errors'}/" if summary.failed else ""))
+        typer.echo(f"manifest: {summary.manifest}" + (f"; failures: {cfg['out'] / 'errors'}/" if summary.failed else ""))

@@ -1,5 +1,11 @@
-"""Parsing and range checks of command-line values shared by several `gid` subcommands."""
+"""Parsing and range checks of command-line values shared by several `gid` subcommands, and options
+declared once, on the fields of a command's config dataclass (:func:`option`, :func:`config_options`)."""
 from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import Field, field, fields
+from typing import Any, Callable
 
 
 def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
@@ -33,3 +39,69 @@ def positive(option: str, value: float | None) -> None:
     """``value`` > 0 (None passes)."""
     if value is not None and not value > 0:
         raise ValueError(f"{option} must be positive, got {value:g} ({option} {value:g}); give a value above 0")
+
+
+def option(default: Any, help: str, *, flag: str | None = None, minimum: float | None = None, positive: bool = False,
+           required: bool = False) -> Any:
+    """A field of a config dataclass that is also a `gid` option: its flag (default ``--field-name``; a
+    switch as ``--loop/--no-loop`` or ``--spectral``), help, default and range (``minimum``, ``positive``)
+    in one place. ``required``: the command needs the flag although the dataclass has a default."""
+    return field(default=default, metadata={"help": help, "flag": flag, "min": minimum, "positive": positive,
+                                            "required": required})
+
+
+def _flag(f: Field) -> str:
+    return (f.metadata["flag"] or "--" + f.name.replace("_", "-")).split("/")[0]
+
+
+def _options(config_cls: type) -> list[Field]:
+    return [f for f in fields(config_cls) if "help" in f.metadata]
+
+
+def _check_ranges(declared: list[Field], values: dict[str, Any]) -> None:
+    for f in declared:
+        if f.metadata["min"] is not None:
+            at_least(_flag(f), values[f.name], f.metadata["min"])
+        if f.metadata["positive"]:
+            positive(_flag(f), values[f.name])
+
+
+def check_options(config: Any) -> None:
+    """The range checks the :func:`option` fields of a config dataclass declare, in field order."""
+    declared = _options(type(config))
+    _check_ranges(declared, {f.name: getattr(config, f.name) for f in declared})
+
+
+def config_options(config_cls: type) -> Callable[[Callable], Callable]:
+    """Decorates a typer command whose last parameter is ``cfg``: the command gets one option per
+    :func:`option` field of ``config_cls`` and is called with ``cfg`` = ``{field: value}``, after the
+    fields' range checks."""
+    import typer
+
+    hints = typing.get_type_hints(config_cls)
+    declared = _options(config_cls)
+
+    def plain(annotation: Any) -> Any:
+        """``X | None`` → ``X`` (typer reads None as the default, not from the type)."""
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "cfg"]
+        extra = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=plain(hints[f.name]),
+                                   default=typer.Option(... if f.metadata["required"] else f.default,
+                                                        *([f.metadata["flag"]] if f.metadata["flag"] else []),
+                                                        help=f.metadata["help"]))
+                 for f in declared]
+
+        def command(**kwargs: Any) -> Any:
+            values = {f.name: kwargs.pop(f.name) for f in declared}
+            _check_ranges(declared, values)
+            return func(**kwargs, cfg=values)
+
+        command.__name__, command.__doc__ = func.__name__, func.__doc__
+        command.__signature__ = signature.replace(parameters=own + extra)
+        return command
+
+    return decorate
