@@ -88,7 +88,7 @@ def load_clips(data: Path, scales: np.ndarray) -> dict[str, np.ndarray]:
 
     from gid.datasets.clip_table import shard_paths
     from gid.pipeline.normalize import denormalize
-    from gid.stages.motion_training import decode_batch
+    from gid.pipeline.motion_training import decode_batch
 
     table = pa.concat_tables([pq.read_table(p) for p in shard_paths(data)])
     out = decode_batch(table, scales)
@@ -233,8 +233,9 @@ def main() -> None:
     from gid.pipeline.normalize import load_scales
     from gid.pipeline.spectral import frequencies_hz
     from gid.pipeline.visualize import plot_spectra
-    from gid.stages.motion_training import MotionTask, VAETask
-    from gid.stages.training import TrainConfig, fit
+    from gid.pipeline.motion_training import MotionTask, VAETask
+    from gid.pipeline.training_loop import TrainConfig
+    from gid.stages.training import fit
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,9 @@ def main() -> None:
     from gid.datasets.synthetic import SynthConfig, generate_video
     from gid.pipeline.lpips import load_lpips
     from gid.testing.render_eval import compare_on_videos
-    from gid.stages.renderer_training import RendererTask
-    from gid.stages.training import TrainConfig, fit
+    from gid.pipeline.renderer_training import RendererTask
+    from gid.pipeline.training_loop import TrainConfig
+    from gid.stages.training import fit
 
     lpips = load_lpips(args.lpips_vgg, args.lpips_lin) if args.lpips_vgg else None
     width, height = parse_size(args.size)

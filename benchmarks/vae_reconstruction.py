@@ -37,7 +37,7 @@ def main() -> None:
     from gid.pipeline.motion_presets import get_preset
     from gid.pipeline.normalize import denormalize, normalize
     from gid.pipeline.vae import SpectralVAE, vae_loss
-    from gid.stages.motion_training import pick_slices
+    from gid.pipeline.motion_training import pick_slices
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -150,6 +150,26 @@ def read_clip_arrays(path: str | Path, columns: list[str] | tuple[str, ...] | No
     return clip_arrays(table, columns)
 
 
+def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
+    """T, fps, K, H, W and number of clips of a clip table; clear errors for a missing or empty one."""
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` or "
+                                "`gid synth DIR --clips` to make one")
+    paths = shard_paths(data_dir)
+    columns = ["num_frames", "fps", "num_freqs", "height", "width"]
+    meta = [pq.read_table(p, columns=columns) for p in paths]
+    rows = sum(t.num_rows for t in meta)
+    if rows == 0:
+        raise ValueError(f"{data_dir}: the clip table has no rows; nothing to train on")
+    first = next(t for t in meta if t.num_rows).slice(0, 1).to_pylist()[0]
+    for table in meta:
+        for name in columns:
+            values = set(table.column(name).to_pylist())
+            if len(values) > 1 or (values and values != {first[name]}):
+                raise ValueError(f"{data_dir}: clips differ in {name} ({sorted(values)}); train on one resolution and T")
+    return {**first, "num_clips": rows}
+
+
 def clip_id(source: str, start_frame: int) -> str:
     return hashlib.sha1(f"{source}#{start_frame}".encode()).hexdigest()[:16]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from gid.stages.motion_training import DEFAULT_MOVING_WEIGHT
+from gid.pipeline.motion_training import DEFAULT_MOVING_WEIGHT
 
 train_app = typer.Typer(help="Train the models of a bundle folder with Ray Train (tracked in MLflow).",
                         no_args_is_help=True)
@@ -50,7 +50,7 @@ M_THREADS_PER_WORKER = typer.Option(None, "--threads-per-worker",
 def motion_train_config(config: str, task: str, use_gpu: bool, **options):
     """The TrainConfig of `gid train vae|motion`: the preset's recipe for ``task``, overridden by the flags given."""
     from gid.pipeline.motion_presets import get_preset, train_recipe
-    from gid.stages.training import TrainConfig
+    from gid.pipeline.training_loop import TrainConfig
 
     fields = {"max_steps", "batch_size", "learning_rate", "checkpoint_every", "ema_decay", "threads_per_worker"}
     recipe = train_recipe(get_preset(config), task, use_gpu, **{k: v for k, v in options.items() if k in fields})
@@ -60,7 +60,7 @@ def motion_train_config(config: str, task: str, use_gpu: bool, **options):
 def train_config(max_steps: int, batch_size: int, learning_rate: float, checkpoint_every: int, log_every: int,
                  num_workers: int, use_gpu: bool, max_failures: int, mlflow_uri: str | None, seed: int, **options):
     """The TrainConfig of the shared options; ``options`` sets further TrainConfig fields (ema_decay, …)."""
-    from gid.stages.training import TrainConfig
+    from gid.pipeline.training_loop import TrainConfig
 
     return TrainConfig(max_steps=max_steps, batch_size=batch_size, learning_rate=learning_rate,
                        checkpoint_every=checkpoint_every, log_every=log_every, num_workers=num_workers,
@@ -104,7 +104,7 @@ def train_vae(
 
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny: 2 400 steps, 4 clips x 4 slices, lr 2e-3, 2 threads; docs/motion.md)."""
-    from gid.stages.motion_training import VAETask
+    from gid.pipeline.motion_training import VAETask
 
     task = VAETask(data, out, config, slices_per_clip=slices_per_clip, moving_weight=moving_weight)
     _fit_motion(task, config, use_gpu, out, locals())
@@ -126,7 +126,7 @@ def train_motion(
 
     With no step, batch, learning-rate, EMA or thread flags it uses the --config preset's measured recipe
     (tiny, stage 1: 1 500 steps, 4 clips x 4 slices, lr 1e-3, EMA 0.995, 2 threads; docs/motion.md)."""
-    from gid.stages.motion_training import MotionTask
+    from gid.pipeline.motion_training import MotionTask
 
     task = MotionTask(data, out, config, stage=stage, slices_per_clip=slices_per_clip)
     _fit_motion(task, config, use_gpu, out, locals())

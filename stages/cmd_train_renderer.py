@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train the frame renderer (§5): writes OUT/renderer (used by `gid animate` and `gid render`)."""
         from gid.pipeline.frame_renderer_losses import RenderLossConfig
-        from gid.stages.renderer_training import RendererTask
+        from gid.pipeline.renderer_training import RendererTask
         from gid.stages.training import fit
 
         from gid.datasets.validate import clip_table

@@ -41,7 +41,7 @@ def _amplitudes(data, scales):
     from gid.datasets.clip_table import shard_paths
     from gid.pipeline.motion_metrics import amplitude_px
     from gid.pipeline.normalize import denormalize
-    from gid.stages.motion_training import decode_batch
+    from gid.pipeline.motion_training import decode_batch
 
     table = pq.read_table(shard_paths(data)[0])
     batch = decode_batch(table, scales)
@@ -56,8 +56,9 @@ def test_one_default_sample_beats_zero_motion_and_reads_its_image(tmp_path, ray_
     from gid.pipeline import GIDPipeline
     from gid.pipeline.motion_metrics import amplitude_error, amplitude_px, moving_mask
     from gid.pipeline.motion_presets import get_preset, train_recipe
-    from gid.stages.motion_training import MotionTask, VAETask
-    from gid.stages.training import TrainConfig, fit
+    from gid.pipeline.motion_training import MotionTask, VAETask
+    from gid.pipeline.training_loop import TrainConfig
+    from gid.stages.training import fit
 
     train, test = _clips(tmp_path, "train", TRAIN_VIDEOS, seed=3), _clips(tmp_path, "test", TEST_VIDEOS, seed=4)
     bundle = tmp_path / "bundle"

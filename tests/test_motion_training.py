@@ -5,9 +5,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gid.datasets.clip_table import make_clip_row, read_clip_arrays, write_shard
+from gid.datasets.clip_table import clip_table_info, make_clip_row, read_clip_arrays, write_shard
 from gid.pipeline.normalize import denormalize, save_scales
-from gid.stages.motion_training import MotionTask, VAETask, clip_table_info, decode_batch, pick_slices
+from gid.pipeline.motion_training import MotionTask, VAETask, decode_batch, pick_slices
 
 
 def _write_clips(folder, count: int, width: int = 64, height: int = 48, num_freqs: int = 16):

@@ -69,8 +69,9 @@ def test_trained_renderer_beats_splat_on_held_out_clips(ray_local, pairs_dir, tm
     gain comes from refining the splatted frame, not from the warped features."""
     from gid.testing.render_eval import compare_on_videos
     from gid.pipeline.frame_renderer import FrameRenderer
-    from gid.stages.renderer_training import RendererTask
-    from gid.stages.training import TrainConfig, fit
+    from gid.pipeline.renderer_training import RendererTask
+    from gid.pipeline.training_loop import TrainConfig
+    from gid.stages.training import fit
 
     task = RendererTask(pairs_dir, "tiny")
     result = fit(task, TrainConfig(max_steps=40, batch_size=4, learning_rate=1e-3, checkpoint_every=20,

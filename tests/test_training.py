@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gid.stages.training import TrainConfig, TrainingTask, check_compatible, fit, latest_checkpoint
+from gid.pipeline.training_checkpoints import check_compatible, latest_checkpoint
+from gid.pipeline.training_loop import TrainConfig
+from gid.pipeline.training_task import TrainingTask
+from gid.stages.training import fit
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -1,6 +1,6 @@
-"""Training tasks of the motion model for gid.stages.training: the SpectralVAE and the MotionUNet.
+"""Training tasks of the motion model (gid.pipeline.training_task): the SpectralVAE and the MotionUNet.
 
-Both read the clip table (gid.datasets.clip_table) with Ray Data, decode each row to
+Both read the clip table (gid.datasets.clip_table; with Ray Data for gid.stages.training.fit), decode each row to
 ``image (3, H, W)`` in [0, 1] and the Eq. 4-normalized spectral volume ``(K, 4, H, W)``, and write
 into the model bundle ``B`` (a :class:`gid.pipeline.GIDPipeline` folder): ``gid train vae`` → ``B/vae``;
 ``gid train motion`` → ``B/unet``, ``B/scheduler`` (stage 1: single slices; stage 2: frequency
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from gid.datasets.clip_table import clip_table_info
 from gid.pipeline.motion_presets import get_preset, spatial_multiple
-from gid.stages.training import TrainingTask
+from gid.pipeline.training_task import TrainingTask
 
 # L1 weight towards moving pixels (docs/motion.md, "the VAE learns moving pixels when …"): with the
 # paper's plain L1 (0) the tiny VAE decodes the synthetic scenes' sparse motion as zero.
@@ -25,30 +26,6 @@ CFG_DROPOUT = 0.1  # §4.2: the image condition is dropped with p = 0.1 for clas
 # amplitude error than ε-prediction on the same steps (16.5 vs 17.9 px on moving pixels, 2 000 steps).
 SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                  clip_sample=False, prediction_type="v_prediction")
-
-
-def clip_table_info(data_dir: str | Path) -> dict[str, Any]:
-    """T, fps, K, H, W and number of clips of a clip table; clear errors for a missing or empty one."""
-    import pyarrow.parquet as pq
-
-    from gid.datasets.clip_table import shard_paths
-
-    if not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"{data_dir}: no such data folder; run `gid preprocess` or "
-                                "`gid synth DIR --clips` to make one")
-    paths = shard_paths(data_dir)
-    columns = ["num_frames", "fps", "num_freqs", "height", "width"]
-    meta = [pq.read_table(p, columns=columns) for p in paths]
-    rows = sum(t.num_rows for t in meta)
-    if rows == 0:
-        raise ValueError(f"{data_dir}: the clip table has no rows; nothing to train on")
-    first = next(t for t in meta if t.num_rows).slice(0, 1).to_pylist()[0]
-    for table in meta:
-        for name in columns:
-            values = set(table.column(name).to_pylist())
-            if len(values) > 1 or (values and values != {first[name]}):
-                raise ValueError(f"{data_dir}: clips differ in {name} ({sorted(values)}); train on one resolution and T")
-    return {**first, "num_clips": rows}
 
 
 def check_bundle_matches(bundle: str | Path, info: dict[str, Any], data: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""Renderer training (§5) as a task of the shared Ray Train + MLflow machinery (gid.stages.training).
+"""Renderer training (§5) as a training task (gid.pipeline.training_task) for gid.stages.training.fit.
 
 Data: pairs ``(I_0, I_t, F_t)`` from a clip table with target frames (`gid preprocess
 --target-frames N`, or :func:`gid.datasets.render_pairs.write_synthetic_render_clips` for exact
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gid.pipeline.frame_renderer_losses import RenderLossConfig
-from gid.stages.training import TrainingTask
+from gid.pipeline.training_task import TrainingTask
 
 
 def _frames(batch_images):
