@@ -201,7 +201,7 @@ def process_clip(source: str, start_frame: int, frames: np.ndarray, cfg: Preproc
         ts = target_times(source, start_frame, cfg.num_frames, cfg.target_frames)
         extra.update(target_t=ts, target_images=frames[ts], target_flows=motion.trajectories[ts])
     row = make_clip_row(source, start_frame, cfg.fps, frames[0], spectral, cfg.num_frames, motion_mean, **extra)
-    stats = FrequencyStats(num_freqs=cfg.num_freqs).update(spectral.astype(np.float32))
+    stats = FrequencyStats(num_freqs=cfg.num_freqs).update(spectral)  # float16: counted by bit pattern
     return row, stats, None
 
 
