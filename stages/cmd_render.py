@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gid.pipeline.sampling import SAMPLING
+from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS
 
 
 def register(app: typer.Typer) -> None:
@@ -18,10 +18,9 @@ def register(app: typer.Typer) -> None:
         fps: float = typer.Option(30.0, help="Frame rate of the videos."),
         loop: bool = typer.Option(False, "--loop/--no-loop", help="Seamlessly looping motion (§6 universal guidance)."),
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it, 0 freezes it."),
-        steps: int = typer.Option(SAMPLING.num_inference_steps, help="DDIM denoising steps (paper: 250; fewer is faster and coarser)."),
-        guidance_scale: float = typer.Option(SAMPLING.guidance_scale, help="Classifier-free guidance weight w (paper: 1.75; the "
-                                              "default is what measured best for one sample, docs/motion.md)."),
-        seed: int = typer.Option(0, help="Seed of the motion sampler; each photo's noise comes from this and its source, so it does not depend on the batch."),
+        steps: int = STEPS,
+        guidance_scale: float = GUIDANCE_SCALE,
+        seed: int = SAMPLE_SEED,
         num_gpus: int = typer.Option(0, help="GPUs to use, one render actor each; 0 renders on CPU actors."),
         num_workers: int = typer.Option(1, help="CPU render actors when --num-gpus is 0 (leave one CPU free)."),
         batch_size: int = typer.Option(4, help="Photos whose motion is sampled together in one model call."),

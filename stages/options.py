@@ -1,5 +1,19 @@
-"""Parsing of command-line values shared by several `gid` subcommands."""
+"""Command-line options and values shared by several `gid` subcommands, each said once."""
 from __future__ import annotations
+
+import typer
+
+from gid.pipeline.sampling import SAMPLING
+
+# How motion is sampled from a photo: one flag, one default (gid.pipeline.sampling) and one help for
+# gid animate, render, interact and serve. `--guidance` is kept as an alias of `--guidance-scale`.
+STEPS = typer.Option(SAMPLING.num_inference_steps, "--steps",
+                     help="With a model: DDIM denoising steps (the paper uses 250; fewer is faster and coarser).")
+GUIDANCE_SCALE = typer.Option(SAMPLING.guidance_scale, "--guidance-scale", "--guidance",
+                              help="With a model: classifier-free guidance weight w (the paper uses 1.75; the default "
+                                   "is what measured best for one sample, docs/motion.md).")
+SAMPLE_SEED = typer.Option(0, "--seed", help="With a model: seed of the motion sampler; a photo's noise depends "
+                                             "only on it and the photo, not on the batch.")
 
 
 def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
