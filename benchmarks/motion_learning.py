@@ -256,7 +256,7 @@ def main() -> None:
     timing["vae"] = {"steps": vae_cfg.max_steps, "wall_s": time.perf_counter() - tic, **step_cost(result, vae_cfg.max_steps)}
     print(f"vae: {timing['vae']}", flush=True)
 
-    scales = load_scales(bundle / "freq_scales.json")
+    scales = load_scales(train / "freq_scales.json")  # the data's scales, which the bundle records
     held_out, training = load_clips(test, scales), load_clips(train, scales)
     frames = held_out["num_frames"]
     gt = amplitude_px(held_out["spectral"], frames)

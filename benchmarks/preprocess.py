@@ -100,7 +100,7 @@ def stage_by_stage(sources: list[str], cfg, work: Path) -> None:
             t4 = time.perf_counter()
             spectral16 = spectral.astype("<f2")
             rows.append(make_clip_row(source, start, cfg.fps, frames[0], spectral16, cfg.num_frames, 0.0))
-            FrequencyStats(cfg.num_freqs).update(spectral16.astype(np.float32))
+            FrequencyStats(cfg.num_freqs).update(spectral16)
             t5 = time.perf_counter()
             ts = np.unique(np.linspace(1, cfg.num_frames - 1, cfg.quality.num_checks).round().astype(int))
             flow.pairs(frames[ts], np.broadcast_to(frames[0], frames[ts].shape))  # the check's backward flows again

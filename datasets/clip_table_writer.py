@@ -16,7 +16,7 @@ Who writes what: a worker (:class:`SourceWriter`) writes a source's clip rows in
 small row (counts, filter reasons, errors, sketch). The driver (:class:`ClipStore`) commits finished
 sources in groups: it renames their shards into ``clips/`` (metadata only, no clip bytes), writes the
 group's errors, then the done-log file last. A source is finished iff the done log lists it; a rerun
-skips those and redoes the rest. Shard names are deterministic (source, part number) and their
+skips those and redoes the rest (``--retry-failed``: the failed ones too; their old error rows stay). Shard names are deterministic (source, part number) and their
 contents are too, so a redone or twice-delivered source overwrites the same names with the same
 bytes: a killed and resumed run ends with exactly the rows of an uninterrupted one. Nothing is a
 file per source on the done side: 10⁶ sources are ~10³ done-log files read once per run.
@@ -166,12 +166,16 @@ class ClipStore:
         self.waiting: list[SourceResult] = []
         self.last_commit = -float("inf")
 
-    def done_ids(self) -> np.ndarray:
-        """Sorted ``uint64`` ids of every source in the done log (8 bytes per source)."""
+    def done_ids(self, retry_failed: bool = False) -> np.ndarray:
+        """Sorted ``uint64`` ids of every source in the done log (8 bytes per source); with
+        ``retry_failed``, only of those that finished ``ok`` at least once, so failed ones are redone."""
         parts = self._done_parts()
         if not parts:
             return np.zeros(0, np.uint64)
-        return np.unique(np.concatenate([pq.read_table(p, columns=["sid"])["sid"].to_numpy() for p in parts]))
+        logs = [pq.read_table(p, columns=["sid", "status"]) for p in parts]
+        sids = [log["sid"].to_numpy()[np.asarray(log["status"].to_pylist()) == "ok"] if retry_failed
+                else log["sid"].to_numpy() for log in logs]
+        return np.unique(np.concatenate(sids)).astype(np.uint64)
 
     def done_log(self) -> pa.Table:
         """Every row of the done log (key, sid, status, clips_written, clips_filtered, errors)."""

@@ -108,6 +108,8 @@ class FrequencyStats:
         spec_batch = np.asarray(spec_batch)
         if spec_batch.ndim < 4 or spec_batch.shape[-4] != self.num_freqs or spec_batch.shape[-3] != 4:
             raise ValueError(f"expected (..., {self.num_freqs}, 4, H, W), got {spec_batch.shape}")
+        if spec_batch.dtype == np.float16:
+            return self._update_float16(spec_batch)
         if not np.isfinite(spec_batch).all():
             raise ValueError("spectral volume contains NaN or inf; filter such clips before gathering statistics")
         per_freq = np.moveaxis(spec_batch, -4, 0).reshape(self.num_freqs, -1)
@@ -118,6 +120,25 @@ class FrequencyStats:
             self.zeros[k] += values.size - positive.size
             index = np.ceil(np.log(positive) / self._log_gamma).astype(np.int64) - self._offset
             self.counts[k] += np.bincount(np.clip(index, 0, num_buckets - 1), minlength=num_buckets)
+        return self
+
+    def _update_float16(self, spec_batch: np.ndarray) -> "FrequencyStats":
+        """:meth:`update` for float16 volumes (what the clip table stores), by bit pattern: a float16
+        has 2¹⁵ magnitudes, so a histogram of the patterns and one bucket per pattern give exactly the
+        counts of the float64 path without a logarithm per value (about 2× faster on a 256×160 clip:
+        27 → 10–16 ms, loaded 2-core VM)."""
+        per_freq = np.moveaxis(spec_batch, -4, 0).reshape(self.num_freqs, -1).view(np.uint16) & np.uint16(0x7FFF)
+        histogram = np.stack([np.bincount(bits, minlength=1 << 15) for bits in per_freq])
+        if histogram[:, 0x7C00:].any():  # exponent all ones: inf and NaN
+            raise ValueError("spectral volume contains NaN or inf; filter such clips before gathering statistics")
+        magnitudes = np.arange(0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)
+        positive = magnitudes >= self.min_value
+        index = np.ceil(np.log(magnitudes[positive]) / self._log_gamma).astype(np.int64) - self._offset
+        index = np.clip(index, 0, self.counts.shape[1] - 1)
+        for k in range(self.num_freqs):
+            self.zeros[k] += histogram[k, :0x7C00][~positive].sum()
+            self.counts[k] += np.bincount(index, weights=histogram[k, :0x7C00][positive],
+                                          minlength=self.counts.shape[1]).astype(np.int64)
         return self
 
     def merge(self, other: "FrequencyStats") -> "FrequencyStats":

@@ -35,7 +35,7 @@ from gid.datasets.render_inputs import collect_inputs, read_photos
 from gid.datasets.render_outputs import (consolidate_manifest, done_sources, failure, manifest_rows, video_name,
                                          write_part, write_rendered)
 from gid.pipeline.sampling import SAMPLING, check_sampling
-from gid.stages.options import check_options, option
+from gid.stages.options import GUIDANCE_HELP, SEED_HELP, STEPS_HELP, check_options, option
 
 RENDERERS = ("auto", "splat", "learned")
 NO_MOTION = np.zeros((0, 4, 0, 0), np.float32)  # the motion column of an item without a volume
@@ -52,13 +52,10 @@ class RenderConfig:
     fps: float = option(30.0, "Frame rate of the videos.", positive=True)
     loop: bool = option(False, "Seamlessly looping motion (§6 universal guidance).", flag="--loop/--no-loop")
     amplify: float = option(1.0, "Scale the motion: >1 exaggerates, <1 calms it, 0 freezes it.")
-    num_inference_steps: int = option(SAMPLING.num_inference_steps, "DDIM denoising steps (paper: 250; fewer is "
-                                      "faster and coarser).", flag="--steps", minimum=1)
-    guidance_scale: float = option(SAMPLING.guidance_scale, "Classifier-free guidance weight w (paper: 1.75; the "
-                                   "default is what measured best for one sample, docs/motion.md).")
+    num_inference_steps: int = option(SAMPLING.num_inference_steps, STEPS_HELP, flag="--steps", minimum=1)
+    guidance_scale: float = option(SAMPLING.guidance_scale, GUIDANCE_HELP, flag="--guidance-scale", aliases=("--guidance",))
     # each photo's noise: gid.pipeline.photo_render.photo_seed(seed, source), independent of batch and neighbours
-    seed: int = option(0, "Seed of the motion sampler; each photo's noise comes from this and its source, so it "
-                          "does not depend on the batch.")
+    seed: int = option(0, SEED_HELP)
     num_gpus: int = option(0, "GPUs to use, one render actor each; 0 renders on CPU actors.", minimum=0)
     num_workers: int = option(1, "CPU render actors when --num-gpus is 0 (leave one CPU free).", minimum=1)
     batch_size: int = option(4, "Photos whose motion is sampled together in one model call.", minimum=1)

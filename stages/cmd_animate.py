@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from gid.pipeline.sampling import SAMPLING, check_sampling
+from gid.pipeline.sampling import check_sampling
+from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS
 
 
 def register(app: typer.Typer) -> None:
@@ -29,10 +30,9 @@ def register(app: typer.Typer) -> None:
         loop: bool = typer.Option(False, "--loop", help="Looping guidance (§6) so the video repeats without a seam "
                                                         "(with --model)."),
         amplify: float = typer.Option(1.0, help="Scale the motion: >1 exaggerates, <1 calms it."),
-        guidance: float = typer.Option(SAMPLING.guidance_scale, help="Classifier-free guidance weight w (with --model; "
-                                        "the paper uses 1.75, the default is what measured best for one sample, docs/motion.md)."),
-        steps: int = typer.Option(SAMPLING.num_inference_steps, help="DDIM sampling steps (with --model; the paper uses 250)."),
-        seed: int = typer.Option(0, help="Seed of the motion sample (with --model)."),
+        guidance_scale: float = GUIDANCE_SCALE,
+        steps: int = STEPS,
+        seed: int = SAMPLE_SEED,
         gif: bool = typer.Option(False, "--gif", help="Also write a GIF next to the MP4."),
         show_motion: bool = typer.Option(False, "--show-motion", help="Put a flow-colour picture of the motion beside "
                                                                       "the video."),
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             spectral_frames = given.num_frames
         at_least("--frames", frames, 2)
         positive("--fps", fps)
-        check_sampling(steps, guidance)
+        check_sampling(steps, guidance_scale)
         at_least("--max-side", max_side, 16)
         at_least("--spectral-frames", spectral_frames, 2)
         if renderer not in (None, "splat"):
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)  # the motion model's small tensors: one thread beats two (benchmarks/animate.py)
             try:
-                volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance, loop=loop,
+                volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale, loop=loop,
                               seed=seed, batch_size=1)[0].float().cpu().numpy()
             finally:
                 torch.set_num_threads(threads)

@@ -5,9 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gid.pipeline.sampling import SAMPLING
-
-from gid.stages.options import parse_pair
+from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS, parse_pair
 
 
 def register(app: typer.Typer) -> None:
@@ -39,9 +37,9 @@ def register(app: typer.Typer) -> None:
         renderer: str = typer.Option("splat", help="'splat' (softmax splatting, no network) or a trained renderer "
                                                    "folder such as BUNDLE/renderer."),
         max_side: int = typer.Option(1024, help="Shrink the photo so its long side is at most this (px)."),
-        steps: int = typer.Option(SAMPLING.num_inference_steps, help="With --model: DDIM denoising steps."),
-        guidance: float = typer.Option(SAMPLING.guidance_scale, help="With --model: classifier-free guidance weight w."),
-        seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
+        steps: int = STEPS,
+        guidance_scale: float = GUIDANCE_SCALE,
+        seed: int = SAMPLE_SEED,
     ) -> None:
         """Push or pull one point of a photo and write a video of the scene's response.
 
@@ -76,7 +74,7 @@ def register(app: typer.Typer) -> None:
             pull=parse_pair(pull, "--pull") if pull is not None else None,
             spectral=spectral, model=model, spectral_frames=spectral_frames, spectral_fps=spectral_fps,
             frames=frames, fps=fps, damping=damping, mass=mass, release=release, renderer=renderer,
-            max_side=max_side, steps=steps, guidance=guidance, seed=seed, start=start,
+            max_side=max_side, steps=steps, guidance=guidance_scale, seed=seed, start=start,
         )
         path = run(cfg)
         typer.echo(f"wrote {path}")

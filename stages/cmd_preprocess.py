@@ -27,6 +27,8 @@ def register(app: typer.Typer) -> None:
         num_cpus: int = typer.Option(None, help="CPUs for a local Ray (default: all); ignored with --address."),
         num_gpus: int = typer.Option(None, help="GPUs for a local Ray; with GPUs the spectral step runs on cupy."),
         address: str = typer.Option(None, help="Join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo the videos an earlier run of "
+                                          "this --out recorded as failed (a rerun skips them by default)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:
         """Cut videos into clips, estimate flow from each clip's first frame, store spectral volumes.
@@ -55,6 +57,6 @@ def register(app: typer.Typer) -> None:
         reachable_address(address)
         summary = run_preprocess(inputs or [], out, cfg, manifest=str(manifest) if manifest else None, workers=workers,
                                  num_cpus=num_cpus, num_gpus=num_gpus,
-                                 address=address, progress=not quiet)
+                                 address=address, progress=not quiet, retry_failed=retry_failed)
         for line in summary.lines(out):
             typer.echo(line)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gid.pipeline.sampling import SAMPLING
+from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS
 
 
 def register(app: typer.Typer) -> None:
@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
                                                            "--spectral-frames frames are used)."),
         spectral_frames: int = typer.Option(150, help="T of the clips uploaded spectral volumes were computed from."),
         spectral_fps: float = typer.Option(30.0, help="Frame rate of those clips."),
-        steps: int = typer.Option(SAMPLING.num_inference_steps, help="With --model: DDIM denoising steps per photo."),
-        guidance: float = typer.Option(SAMPLING.guidance_scale, help="With --model: classifier-free guidance weight w."),
-        seed: int = typer.Option(0, help="With --model: seed of the motion sampler."),
+        steps: int = STEPS,
+        guidance_scale: float = GUIDANCE_SCALE,
+        seed: int = SAMPLE_SEED,
     ) -> None:
         """Serve a page to upload or choose a photo, drag on it to apply a force, and play its loop."""
         from gid.datasets import validate
@@ -47,6 +47,6 @@ def register(app: typer.Typer) -> None:
                           max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=int(max_megapixels * 1e6),
                           max_video_seconds=max_video_seconds,
                           spectral_frames=spectral_frames, spectral_fps=spectral_fps, steps=steps,
-                          guidance=guidance, seed=seed)
+                          guidance=guidance_scale, seed=seed)
         typer.echo(f"gid serve: open http://{host}:{port}/ (Ctrl+C stops it)")
         run(cfg, host=host, port=port)

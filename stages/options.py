@@ -1,11 +1,26 @@
 """Parsing and range checks of command-line values shared by several `gid` subcommands, and options
-declared once, on the fields of a command's config dataclass (:func:`option`, :func:`config_options`)."""
+declared once: on the fields of a command's config dataclass (:func:`option`, :func:`config_options`),
+or, for the sampling options several commands take, as the typer options below."""
 from __future__ import annotations
 
 import inspect
 import typing
 from dataclasses import Field, field, fields
 from typing import Any, Callable
+
+import typer
+
+from gid.pipeline.sampling import SAMPLING
+
+# How motion is sampled from a photo: one flag, one default (gid.pipeline.sampling) and one help for
+# gid animate, render, interact and serve. `--guidance` is kept as an alias of `--guidance-scale`.
+STEPS_HELP = "With a model: DDIM denoising steps (the paper uses 250; fewer is faster and coarser)."
+GUIDANCE_HELP = ("With a model: classifier-free guidance weight w (the paper uses 1.75; the default is what "
+                 "measured best for one sample, docs/motion.md).")
+SEED_HELP = "With a model: seed of the motion sampler; a photo's noise depends only on it and the photo, not on the batch."
+STEPS = typer.Option(SAMPLING.num_inference_steps, "--steps", help=STEPS_HELP)
+GUIDANCE_SCALE = typer.Option(SAMPLING.guidance_scale, "--guidance-scale", "--guidance", help=GUIDANCE_HELP)
+SAMPLE_SEED = typer.Option(0, "--seed", help=SEED_HELP)
 
 
 def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
@@ -41,13 +56,14 @@ def positive(option: str, value: float | None) -> None:
         raise ValueError(f"{option} must be positive, got {value:g} ({option} {value:g}); give a value above 0")
 
 
-def option(default: Any, help: str, *, flag: str | None = None, minimum: float | None = None, positive: bool = False,
-           required: bool = False) -> Any:
+def option(default: Any, help: str, *, flag: str | None = None, aliases: tuple[str, ...] = (),
+           minimum: float | None = None, positive: bool = False, required: bool = False) -> Any:
     """A field of a config dataclass that is also a `gid` option: its flag (default ``--field-name``; a
     switch as ``--loop/--no-loop`` or ``--spectral``), help, default and range (``minimum``, ``positive``)
-    in one place. ``required``: the command needs the flag although the dataclass has a default."""
-    return field(default=default, metadata={"help": help, "flag": flag, "min": minimum, "positive": positive,
-                                            "required": required})
+    in one place; ``aliases``: other names of the flag (give ``flag`` too). ``required``: the command needs
+    the flag although the dataclass has a default."""
+    return field(default=default, metadata={"help": help, "flag": flag, "aliases": aliases, "min": minimum,
+                                            "positive": positive, "required": required})
 
 
 def _flag(f: Field) -> str:
@@ -76,8 +92,6 @@ def config_options(config_cls: type) -> Callable[[Callable], Callable]:
     """Decorates a typer command whose last parameter is ``cfg``: the command gets one option per
     :func:`option` field of ``config_cls`` and is called with ``cfg`` = ``{field: value}``, after the
     fields' range checks."""
-    import typer
-
     hints = typing.get_type_hints(config_cls)
     declared = _options(config_cls)
 
@@ -92,6 +106,7 @@ def config_options(config_cls: type) -> Callable[[Callable], Callable]:
         extra = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=plain(hints[f.name]),
                                    default=typer.Option(... if f.metadata["required"] else f.default,
                                                         *([f.metadata["flag"]] if f.metadata["flag"] else []),
+                                                        *f.metadata["aliases"],
                                                         help=f.metadata["help"]))
                  for f in declared]
 

@@ -201,7 +201,7 @@ def process_clip(source: str, start_frame: int, frames: np.ndarray, cfg: Preproc
         ts = target_times(source, start_frame, cfg.num_frames, cfg.target_frames)
         extra.update(target_t=ts, target_images=frames[ts], target_flows=motion.trajectories[ts])
     row = make_clip_row(source, start_frame, cfg.fps, frames[0], spectral, cfg.num_frames, motion_mean, **extra)
-    stats = FrequencyStats(num_freqs=cfg.num_freqs).update(spectral.astype(np.float32))
+    stats = FrequencyStats(num_freqs=cfg.num_freqs).update(spectral)  # float16: counted by bit pattern
     return row, stats, None
 
 
@@ -289,7 +289,8 @@ class Summary:
         return [
             f"videos: {self.videos_ok} ok, {self.videos_failed} failed, {self.videos_skipped} already done (skipped)",
             f"clips: {self.clips_written} written, {filtered} filtered ({reasons})",
-            f"errors: {self.errors} record(s) in {out / 'errors'}" if self.errors else "errors: none",
+            (f"errors: {self.errors} record(s) in {out / 'errors'}" if self.errors else "errors: none")
+            + ("; rerun with --retry-failed to try the failed videos again" if self.videos_failed else ""),
             f"scales: {out / 'freq_scales.json'}" if self.scales_written else "scales: not written (no clip with motion yet)",
             f"time: {self.seconds:.1f} s" + (f" (first source done after {self.first_result:.1f} s)"
                                              if not math.isnan(self.first_result) else ""),
@@ -298,7 +299,7 @@ class Summary:
 
 def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | None = None, *, manifest: str | None = None,
                    workers: int = 0, num_cpus: int | None = None, num_gpus: int | None = None, address: str | None = None,
-                   rows_per_shard: int = 32, progress: bool = True) -> Summary:
+                   rows_per_shard: int = 32, progress: bool = True, retry_failed: bool = False) -> Summary:
     """Preprocess ``inputs`` (or the sources of a ``manifest`` Parquet file) into ``out`` (layout:
     gid.datasets.clip_table_writer); resumable.
 
@@ -309,6 +310,8 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
         num_cpus, num_gpus: resources of a local Ray started here (ignored when joining a cluster);
             with GPUs the spectral step runs on cupy.
         address: a Ray cluster to join (default: ``RAY_ADDRESS``, else a new local Ray).
+        retry_failed: redo the sources an earlier run recorded as failed (default: a rerun skips every
+            source in the done log, failed or not).
     """
     import ray
 
@@ -322,7 +325,7 @@ def run_preprocess(inputs: list[str], out: str | Path, cfg: PreprocessConfig | N
     sources = expand_inputs(inputs) if manifest is None else []
     store = ClipStore(out, cfg.settings())
     store.clear_pending()
-    done = store.done_ids()
+    done = store.done_ids(retry_failed)
     todo = [s for s in sources if not _is_done(done, source_key(s))]
     summary = Summary(videos_skipped=len(sources) - len(todo))
     use_gpu = bool(num_gpus)

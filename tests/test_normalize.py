@@ -68,9 +68,24 @@ def test_sketch_merge_order_independent_and_json_round_trip(tmp_path):
         a.merge(FrequencyStats(num_freqs=3))
 
 
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.uint16, (3, 4, 5, 6), elements=st.integers(0, 0x7BFF) | st.integers(0x8000, 0xFBFF)))
+def test_float16_volumes_are_counted_exactly_as_their_float32_values(patterns):
+    """The bit-pattern path for float16 (what the clip table stores) against the logarithm path, on
+    any finite float16 of either sign: zeros, subnormals below and above min_value, the largest ones."""
+    values = patterns.view(np.float16)
+    fast = FrequencyStats(num_freqs=3).update(values)
+    reference = FrequencyStats(num_freqs=3).update(values.astype(np.float32))
+    np.testing.assert_array_equal(fast.counts, reference.counts)
+    np.testing.assert_array_equal(fast.zeros, reference.zeros)
+
+
 def test_sketch_rejects_nan_and_empty():
     with pytest.raises(ValueError, match="NaN"):
         FrequencyStats(num_freqs=1).update(np.full((1, 4, 2, 2), np.nan))
+    for bad in (np.inf, -np.inf, np.nan):
+        with pytest.raises(ValueError, match="NaN"):
+            FrequencyStats(num_freqs=1).update(np.array([[[[0.5, bad]]] * 4], dtype=np.float16))
     with pytest.raises(ValueError, match="no values"):
         FrequencyStats(num_freqs=1).quantile(0.95)
 

@@ -235,8 +235,8 @@ def test_the_store_drops_results_a_retried_task_delivers_twice(tmp_path):
 
     from tqdm import tqdm
 
-    from gid.datasets.clip_table_writer import ClipStore
     from gid.datasets.clip_table import read_clip_table
+    from gid.datasets.clip_table_writer import ClipStore, SourceResult, source_number
     from gid.stages.preprocess import PreprocessConfig, SourceStage, Summary, _collect, process_source
 
     image = texture(64, 96, seed=6)
@@ -264,4 +264,11 @@ def test_the_store_drops_results_a_retried_task_delivers_twice(tmp_path):
     result = stage({"key": [video, "missing.mp4"], "source": [video, "missing.mp4"], "start": [math.nan] * 2,
                     "end": [math.nan] * 2})
     assert list(result["status"]) == ["skipped", "failed"]
+    # A failed source is in the done log, so a rerun skips it, unless told to retry the failed ones.
+    rerun.record(SourceResult.from_row({name: value[1] for name, value in result.items()}))
+    rerun.commit()
+    failed = np.uint64(source_number("missing.mp4"))
+    assert failed in ClipStore(out, cfg.settings()).done_ids()
+    retry = ClipStore(out, cfg.settings()).done_ids(retry_failed=True)
+    assert failed not in retry and np.uint64(source_number(video)) in retry
 
