@@ -81,7 +81,7 @@ def run_ray(size: str, photos: int, batches: list[int], frames: int, steps: int)
     """`gid render` end to end on ``photos`` photos, once per batch size (one CPU actor)."""
     from PIL import Image
 
-    from gid.pipeline.motion_pipeline import write_random_bundle
+    from gid.testing.bundles import write_random_bundle
     from gid.stages.options import parse_size
     from gid.stages.bulk_render import RenderConfig, render_bulk
 
