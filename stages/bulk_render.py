@@ -35,7 +35,7 @@ from gid.datasets.render_inputs import collect_inputs, read_photos
 from gid.datasets.render_outputs import (consolidate_manifest, done_sources, failure, manifest_rows, video_name,
                                          write_part, write_rendered)
 from gid.pipeline.sampling import SAMPLING, check_sampling
-from gid.stages.options import GUIDANCE_HELP, SEED_HELP, STEPS_HELP, check_options, option
+from gid.stages.options import ADDRESS_HELP, GUIDANCE_HELP, SEED_HELP, STEPS_HELP, check_options, option
 
 RENDERERS = ("auto", "splat", "learned")
 NO_MOTION = np.zeros((0, 4, 0, 0), np.float32)  # the motion column of an item without a volume
@@ -67,8 +67,7 @@ class RenderConfig:
     save_motion: bool = option(False, "Also write each video's spectral volume (K, 4, h, w) as videos/NAME.npy; "
                                       "`gid eval` then measures motion exactly, without flow.", flag="--save-motion")
     image_column: str = option("image", "Column of Parquet inputs that holds encoded images.")
-    address: str | None = option(None, "Ray cluster address (e.g. ray://head:10001); default: $RAY_ADDRESS, else "
-                                       "a local Ray.")
+    address: str | None = option(None, ADDRESS_HELP)
     tracking_uri: str | None = option(None, "MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
                                             "sqlite:///OUT/mlflow.db.", flag="--mlflow-uri")
     experiment: str = "gid-render"

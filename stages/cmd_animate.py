@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from gid.pipeline.sampling import check_sampling
-from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS
+from gid.stages.options import GUIDANCE_SCALE, PHOTO_MAX_SIDE, SAMPLE_SEED, STEPS
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         gif: bool = typer.Option(False, "--gif", help="Also write a GIF next to the MP4."),
         show_motion: bool = typer.Option(False, "--show-motion", help="Put a flow-colour picture of the motion beside "
                                                                       "the video."),
-        max_side: int = typer.Option(1024, help="Shrink the photo so its long side is at most this (pixels)."),
+        max_side: int = PHOTO_MAX_SIDE,
     ) -> None:
         """Animate one photo: predict (or load) its motion and render a video of it.
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gid.stages.options import GUIDANCE_SCALE, SAMPLE_SEED, STEPS, parse_pair
+from gid.stages.options import GUIDANCE_SCALE, PHOTO_MAX_SIDE, SAMPLE_SEED, STEPS, parse_pair
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
                                                               "let go (instead of a flick)."),
         renderer: str = typer.Option("splat", help="'splat' (softmax splatting, no network) or a trained renderer "
                                                    "folder such as BUNDLE/renderer."),
-        max_side: int = typer.Option(1024, help="Shrink the photo so its long side is at most this (px)."),
+        max_side: int = PHOTO_MAX_SIDE,
         steps: int = STEPS,
         guidance_scale: float = GUIDANCE_SCALE,
         seed: int = SAMPLE_SEED,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from gid.stages.options import parse_size
+from gid.stages.options import ADDRESS_HELP, parse_size
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(0, help="Source actors (decode + flow + write); 0 = one per CPU of the Ray cluster."),
         num_cpus: int = typer.Option(None, help="CPUs for a local Ray (default: all); ignored with --address."),
         num_gpus: int = typer.Option(None, help="GPUs for a local Ray; with GPUs the spectral step runs on cupy."),
-        address: str = typer.Option(None, help="Join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)."),
+        address: str = typer.Option(None, help=ADDRESS_HELP),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Also redo the videos an earlier run of "
                                           "this --out recorded as failed (a rerun skips them by default)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

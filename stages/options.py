@@ -22,6 +22,11 @@ STEPS = typer.Option(SAMPLING.num_inference_steps, "--steps", help=STEPS_HELP)
 GUIDANCE_SCALE = typer.Option(SAMPLING.guidance_scale, "--guidance-scale", "--guidance", help=GUIDANCE_HELP)
 SAMPLE_SEED = typer.Option(0, "--seed", help=SEED_HELP)
 
+# One photo at a desk (gid animate, gid interact): a larger long side than the bulk commands' 512
+# (gid render, loop, motion), whose throughput is bound by flow and rendering per pixel.
+PHOTO_MAX_SIDE = typer.Option(1024, "--max-side", help="Shrink the photo so its long side is at most this (px).")
+ADDRESS_HELP = "Join this Ray cluster (e.g. ray://head:10001); default: $RAY_ADDRESS, else start a local Ray."
+
 
 def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
     """'256x160' → (256, 160): width then height, as the paper writes its resolution."""
