@@ -7,8 +7,8 @@ reports: Ray Data start-up, decode, flow, FFT, write); the 1-node run is the ref
 the same invocation. The load average is printed, since other jobs on the machine skew the ratio.
 
 The default work is benchmarks/preprocess.py's (24 videos of 240 frames at 256x160, 10 clips of
-T = 150 each: about a minute on one 1-CPU node), large enough that the ~10 s of Ray start-up and
-actor imports, which a second node cannot shorten, does not hide the scaling; 3 runs by default.
+T = 150 each: 80-100 s on one 1-CPU node of the 2-core VM), so that the 13-20 s of Ray start-up and
+actor imports, which a second node cannot shorten, is a minority of the run; 3 runs by default.
 
     python benchmarks/scaling.py                  # 240 clips, 3 runs: median and range of the ratio
     python benchmarks/scaling.py --videos 4 --runs 1 --nodes 1 2 3
