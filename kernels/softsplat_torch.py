@@ -102,10 +102,7 @@ class SoftsplatTorch(torch.autograd.Function):
         corners = _corners(flow, dtype)
         x = input.to(dtype).permute(0, 2, 3, 1).contiguous().view(size - 1, channels)
         z = metric.to(dtype).reshape(-1) if metric is not None else None
-        peak = count = None
-        if mode == "soft":
-            peak = _target_max(z, corners, size)
-            count = _argmax_count(z, peak, corners, size)
+        peak = _target_max(z, corners, size) if mode == "soft" else None
 
         num = x.new_zeros(size, channels)
         den = x.new_zeros(size) if mode != "sum" else None
@@ -125,17 +122,21 @@ class SoftsplatTorch(torch.autograd.Function):
         ctx.mode = mode
         ctx.shape = input.shape
         ctx.dtypes = (input.dtype, flow.dtype, None if metric is None else metric.dtype)
-        ctx.save_for_backward(x, flow, z, peak, count, out, den)
+        ctx.save_for_backward(x, flow, z, peak, out, den)
         layout = torch.channels_last if _is_channels_last(input) else torch.contiguous_format
         return out.reshape(batch, height, width, channels).permute(0, 3, 1, 2).to(input.dtype).contiguous(
             memory_format=layout)
 
     @staticmethod
     def backward(ctx, grad):
-        x, flow, z, peak, count, out, den = ctx.saved_tensors
+        x, flow, z, peak, out, den = ctx.saved_tensors
         mode = ctx.mode
         batch, channels, height, width = ctx.shape
         dtype = x.dtype
+        corners = _corners(flow, dtype, derivatives=True)
+        size = x.shape[0] + 1
+        # the ties of M(q), needed only here: counted in the backward pass so inference never pays for them
+        count = _argmax_count(z, peak, [c[:2] for c in corners], size) if mode == "soft" else None
         big_g = x.new_zeros(x.shape[0] + 1, channels)  # the last row: what dropped corners gather
         big_g[:-1] = grad.permute(0, 2, 3, 1).reshape(-1, channels)
         small_s = x.new_zeros(x.shape[0] + 1)
@@ -148,7 +149,7 @@ class SoftsplatTorch(torch.autograd.Function):
         grad_fy = torch.zeros_like(x[:, 0])
         grad_z = torch.zeros_like(x[:, 0]) if z is not None else None
         scratch = torch.empty_like(x)
-        for index, weight, dbdx, dbdy in _corners(flow, dtype, derivatives=True):
+        for index, weight, dbdx, dbdy in corners:
             if mode == "linear":
                 factor = z
             elif mode == "soft":

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gid.pipeline.warping import frame_bytes, render_batch_size, render_video, resize_spectral
+from gid.pipeline.warping import frame_bytes, render_plan, render_video, resize_spectral
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
 
 
@@ -41,9 +41,10 @@ def animate_bytes(height: int, width: int, num_frames: int, renderer: Any = None
     """Peak memory of :func:`animate` at an output of ``(height, width)`` and ``num_frames``, in bytes.
 
     Per frame and pixel: trajectories (8 bytes), their inverse FFT's transient (about twice that)
-    and the 8-bit frame (3); plus one render batch (:func:`gid.pipeline.warping.render_batch_size`).
+    and the 8-bit frame (3); plus the frames being rendered (:func:`gid.pipeline.warping.render_plan`).
     """
-    batch = render_batch_size(height, width, renderer) * frame_bytes(height, width, renderer)
+    workers, batch_size = render_plan(height, width, renderer)
+    batch = workers * batch_size * frame_bytes(height, width, renderer)
     return int(num_frames * height * width * (3 * 8 + 3) + batch)
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from gid.datasets.synthetic import SynthConfig, generate_video
 from gid.kernels import softsplat
 from gid.pipeline.warping import (
-    frame_bytes, motion_metric, render_batch_size, render_video, resize_flow, splat_frames, splat_metric,
+    frame_bytes, motion_metric, render_batch_size, render_plan, render_video, resize_flow, splat_frames, splat_metric,
 )
 from gid.pipeline.frame_renderer import FrameRenderer
 
@@ -93,6 +93,26 @@ def test_batch_size_does_not_change_the_frames(clip):
     image, trajectories, renderer = clip
     np.testing.assert_array_equal(render_video(image, trajectories, renderer, batch_size=1)[5:7],
                                   render_video(image, trajectories, renderer, batch_size=4)[5:7])
+
+
+@pytest.mark.parametrize("learned", [False, True], ids=["splat", "learned"])
+def test_worker_threads_do_not_change_the_frames(clip, learned):
+    """Frames rendered by 3 threads at once (one intra-op thread each) are those of one thread, and the
+    caller's torch thread count is back afterwards."""
+    image, trajectories, renderer = clip
+    renderer = renderer if learned else None
+    threads = torch.get_num_threads()
+    alone = render_video(image, trajectories, renderer, workers=1, batch_size=1)
+    together = render_video(image, trajectories, renderer, workers=3, batch_size=2)
+    assert torch.get_num_threads() == threads
+    diff = np.abs(alone.astype(int) - together.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-4
+
+
+def test_render_plan_renders_single_frames_per_core_on_cpu():
+    tiny = FrameRenderer.from_preset("tiny")
+    assert render_plan(600, 752, tiny) == (torch.get_num_threads(), 1)
+    assert render_plan(160, 256, None, torch.device("cuda")) == (1, render_batch_size(160, 256))
 
 
 def test_render_batch_size_follows_memory():
