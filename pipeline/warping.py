@@ -237,7 +237,10 @@ def keep_freed_memory(limit: int = 1 << 30) -> None:
     glibc serves every allocation over its mmap threshold (at most 32 MB) with a fresh mapping and
     unmaps it on free, so each batch of full-resolution frames faults all its pages in again: the
     learned renderer at 752×600 spent more time in those page faults (system time) than computing.
-    With the threshold and the trim threshold at ``limit`` the next batch reuses the same pages.
+    With the threshold and the trim threshold at ``limit`` the next batch reuses the same pages. One
+    arena for all threads: a thread's own arena grows in heaps of at most 64 MB, so the frame
+    buffers of :func:`render_video`'s worker threads were mapped and unmapped every frame anyway
+    (752×600, ``tiny``, 60 frames: 1.0 M → 0.27 M minor faults, peak RSS 1.57 → 1.33 GB).
     A no-op where the C library has no ``mallopt`` (not glibc).
     """
     import ctypes
@@ -247,7 +250,8 @@ def keep_freed_memory(limit: int = 1 << 30) -> None:
     libc = ctypes.CDLL(name) if name else None
     if libc is None or not hasattr(libc, "mallopt"):
         return
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
+    libc.mallopt(m_arena_max, 1)
     libc.mallopt(m_mmap_threshold, limit)
     libc.mallopt(m_trim_threshold, limit)
 
