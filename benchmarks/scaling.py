@@ -5,6 +5,9 @@ started and `gid preprocess --address` runs on the same synthetic videos as its 
 as a job on a real cluster would. Throughput is clips per second of the whole command (the time it
 reports: Ray Data start-up, decode, flow, FFT, write); the 1-node run is the reference, measured in
 the same invocation. The load average is printed, since other jobs on the machine skew the ratio.
+Each worker node is pinned to a core of its own where the machine has one per node (``--no-pin`` to
+turn off): a 1-CPU node is then one core, as on a machine of its own, instead of a node whose helper
+threads also run on the cores the other node count leaves idle.
 
 The default work is benchmarks/preprocess.py's (24 videos of 240 frames at 256x160, 10 clips of
 T = 150 each: 80-100 s on one 1-CPU node of the 2-core VM), so that the 13-20 s of Ray start-up and
@@ -30,9 +33,9 @@ from gid.datasets.synthetic import SynthConfig, write_dataset
 from gid.testing.local_cluster import ClusterConfig, LocalCluster
 
 
-def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str]) -> tuple[int, float]:
+def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str], pin: bool) -> tuple[int, float]:
     """(clips written, seconds the command reports) of one `gid preprocess` on a fresh ``nodes``-node cluster."""
-    with LocalCluster(ClusterConfig(num_workers=nodes, cpus_per_worker=1)) as cluster:
+    with LocalCluster(ClusterConfig(num_workers=nodes, cpus_per_worker=1, pin_cores=pin)) as cluster:
         result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(videos), "--out", str(out),
                                  "--address", cluster.address, "--quiet", *args],
                                 capture_output=True, text=True, timeout=3600)
@@ -49,10 +52,13 @@ def main() -> None:
     parser.add_argument("--video-frames", type=int, default=240, help="frames per synthetic video")
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="worker node counts to compare")
     parser.add_argument("--runs", type=int, default=3, help="repeat the comparison, alternating the order")
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=None,
+                        help="pin each worker node to a core of its own (default: when the machine has a core per node)")
     parser.add_argument("--work", type=Path, default=None, help="folder for videos and outputs (default: a temp dir)")
     parser.add_argument("preprocess_args", nargs="*", default=["--frames", "150", "--stride", "10", "--size", "256x160"],
                         help="arguments passed to gid preprocess (after --)")
     args = parser.parse_args()
+    pin = args.pin if args.pin is not None else (os.cpu_count() or 1) >= max(args.nodes)
     work = args.work or Path(tempfile.mkdtemp(prefix="gid-scaling-"))
     videos = work / "synth" / "videos"
     if not videos.is_dir():
@@ -62,7 +68,7 @@ def main() -> None:
         order = args.nodes if run % 2 == 0 else args.nodes[::-1]  # alternate, so drifting load hits both
         for nodes in order:
             load = os.getloadavg()[0]
-            clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args)
+            clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args, pin)
             rows.append((run, nodes, clips, seconds, clips / seconds, load, os.getloadavg()[0]))
             print(f"run {run + 1}, {nodes} node(s): {clips} clips in {seconds:.1f} s", flush=True)
     print(f"\n{'run':>4s}{'worker nodes (1 CPU each)':>28s}{'clips':>7s}{'seconds':>9s}{'clips/s':>9s}{'ratio':>7s}"
@@ -76,7 +82,7 @@ def main() -> None:
         if nodes != args.nodes[0]:
             print(f"{nodes} vs {args.nodes[0]} node(s): median ratio {np.median(values):.2f}, "
                   f"range {min(values):.2f}–{max(values):.2f} over {len(values)} run(s)")
-    print(f"cores on this machine: {os.cpu_count()}")
+    print(f"cores on this machine: {os.cpu_count()}; worker nodes {'pinned to a core each' if pin else 'not pinned'}")
 
 if __name__ == "__main__":
     main()

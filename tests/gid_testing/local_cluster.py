@@ -32,10 +32,18 @@ from gid.stages.ray_runtime import spill_directory
 
 @dataclass
 class ClusterConfig:
-    """Shape of a local cluster. Health checks are fast (1 s × 3) so a killed node is declared dead in ~3 s."""
+    """Shape of a local cluster. Health checks are fast (1 s × 3) so a killed node is declared dead in ~3 s.
+
+    ``pin_cores``: worker node i runs on cores ``[i·c, (i+1)·c)`` (``c = cpus_per_worker``, modulo the
+    machine's cores), every one of its processes and threads, so that a node of 1 CPU is one core as on
+    a machine of its own; unpinned, a node's helper threads (decoder, Arrow, BLAS) and Ray's own
+    processes also run on the other nodes' idle cores. The head is not pinned (on a real cluster it
+    is a machine of its own).
+    """
 
     num_workers: int = 2
     cpus_per_worker: int = 1
+    pin_cores: bool = False
     object_store_mb: int = 200  # per node
     health_check_period_ms: int = 1000
     health_check_failure_threshold: int = 3
@@ -78,7 +86,19 @@ class _Controller:
         self.workers.append(node)
         self.info.append(_node_info(node))
         self.alive.append(True)
+        if self.cfg.pin_cores:
+            self.info[-1]["cores"] = self.pin(len(self.workers) - 1)
         return {"index": len(self.workers) - 1, **self.info[-1]}
+
+    def pin(self, index: int) -> list[int]:
+        """Pin worker node ``index`` to its cores: each of its processes (raylet, which starts the node's
+        workers, log monitor, …) with everything below it."""
+        per_node, total = self.cfg.cpus_per_worker, os.cpu_count() or 1
+        cores = {(index * per_node + k) % total for k in range(per_node)}
+        for processes in self.workers[index].all_processes.values():
+            for info in processes:
+                procfs.pin(info.process.pid, cores)
+        return sorted(cores)
 
     def kill(self, index: int) -> dict[str, Any]:
         """SIGKILL every process of worker node ``index``: its raylet, agents and task/actor workers."""
