@@ -28,7 +28,7 @@ NUM_GOOD = 5  # videos of 60 frames: 2 clips each
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(ClusterConfig(num_workers=2, cpus_per_worker=1)) as running:
+    with LocalCluster(ClusterConfig(num_workers=2, cpus_per_worker=1, pin_cores=True)) as running:
         yield running
 
 
@@ -180,3 +180,21 @@ def test_render_actor_killed_every_video_written_once(cluster, clip_table, tmp_p
     videos = sorted(p.name for p in (out / "videos").iterdir())
     assert videos == sorted(Path(r["video"]).name for r in manifest if r["status"] == "ok"), "no extra or partial videos"
     assert "rendered" in output
+
+
+def test_pinned_nodes_run_every_process_on_their_own_cores(cluster):
+    """Each worker node of a pinned cluster (a 1-CPU node = one core) keeps its raylet and every worker
+    it started, the drills' replacement node included, on its cores; nodes take distinct cores."""
+    cluster.state()
+    live = [node for node in cluster.nodes if node["alive"]]
+    cores = {node["index"]: set(node["cores"]) for node in live}
+    assert all(len(c) == 1 for c in cores.values())
+    if (os.cpu_count() or 1) >= 2:
+        assert cores[live[0]["index"]] != cores[live[1]["index"]]
+    processes = list(cluster.worker_pids())
+    assert len(processes) > len(live)  # workers, not only raylets
+    for index, pid in processes:
+        try:
+            assert os.sched_getaffinity(pid) == cores[index], procfs.command_line(pid)
+        except ProcessLookupError:
+            pass

@@ -81,24 +81,27 @@ class _Controller:
             self.add()
 
     def add(self) -> dict[str, Any]:
-        node = self.cluster.add_node(num_cpus=self.cfg.cpus_per_worker, object_spilling_directory=str(self.spill),
-                                     object_store_memory=self.cfg.object_store_mb * 1024 * 1024)
+        index = len(self.workers)
+        cores = self.cores(index) if self.cfg.pin_cores else None
+        own = os.sched_getaffinity(0)
+        if cores:  # the node's processes inherit this thread's affinity when they are started, and pass it on
+            os.sched_setaffinity(0, cores)
+        try:
+            node = self.cluster.add_node(num_cpus=self.cfg.cpus_per_worker, object_spilling_directory=str(self.spill),
+                                         object_store_memory=self.cfg.object_store_mb * 1024 * 1024)
+        finally:
+            os.sched_setaffinity(0, own)
         self.workers.append(node)
         self.info.append(_node_info(node))
         self.alive.append(True)
-        if self.cfg.pin_cores:
-            self.info[-1]["cores"] = self.pin(len(self.workers) - 1)
-        return {"index": len(self.workers) - 1, **self.info[-1]}
+        if cores:
+            self.info[-1]["cores"] = sorted(os.sched_getaffinity(self.info[-1]["raylet_pid"]))
+        return {"index": index, **self.info[-1]}
 
-    def pin(self, index: int) -> list[int]:
-        """Pin worker node ``index`` to its cores: each of its processes (raylet, which starts the node's
-        workers, log monitor, …) with everything below it."""
+    def cores(self, index: int) -> set[int]:
+        """The cores of worker node ``index`` when pinned: ``[i·c, (i+1)·c)`` modulo the machine's cores."""
         per_node, total = self.cfg.cpus_per_worker, os.cpu_count() or 1
-        cores = {(index * per_node + k) % total for k in range(per_node)}
-        for processes in self.workers[index].all_processes.values():
-            for info in processes:
-                procfs.pin(info.process.pid, cores)
-        return sorted(cores)
+        return {(index * per_node + k) % total for k in range(per_node)}
 
     def kill(self, index: int) -> dict[str, Any]:
         """SIGKILL every process of worker node ``index``: its raylet, agents and task/actor workers."""

@@ -34,28 +34,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def pin(pid: int, cores: set[int]) -> int:
-    """Restrict every thread of ``pid`` and of its descendants to ``cores``; returns the threads pinned.
-
-    ``sched_setaffinity`` applies to one thread, and new threads and processes inherit the affinity
-    of the thread that starts them, so pinning ``pid`` first and then everything below it leaves
-    nothing of the tree that can run elsewhere. Threads and processes that end meanwhile are skipped.
-    """
-    pinned = 0
-    for process in [pid, *children(pid)]:
-        try:
-            threads = [int(tid) for tid in os.listdir(f"/proc/{process}/task")]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        for tid in threads:
-            try:
-                os.sched_setaffinity(tid, cores)
-                pinned += 1
-            except (ProcessLookupError, FileNotFoundError):
-                pass
-    return pinned
-
-
 def memory_bytes(pid: int) -> tuple[int, int]:
     """``(resident, resident shared memory)`` of ``pid`` in bytes; (0, 0) if it is gone.
 
