@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,20 +31,29 @@ from pathlib import Path
 import numpy as np
 
 from gid.datasets.synthetic import SynthConfig, write_dataset
+from gid.testing import procfs
 from gid.testing.local_cluster import ClusterConfig, LocalCluster
 
 
-def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str], pin: bool) -> tuple[int, float]:
-    """(clips written, seconds the command reports) of one `gid preprocess` on a fresh ``nodes``-node cluster."""
+def run_on_cluster(videos: Path, out: Path, nodes: int, args: list[str], pin: bool) -> tuple[int, float, dict]:
+    """(clips written, seconds the command reports, CPU seconds by process group) of one `gid preprocess`
+    on a fresh ``nodes``-node cluster: ``driver`` (the command), ``head`` (GCS, head raylet and its
+    workers: Ray Data's coordinator actors, read tasks) and each worker node (sampled every 0.5 s)."""
     with LocalCluster(ClusterConfig(num_workers=nodes, cpus_per_worker=1, pin_cores=pin)) as cluster:
-        result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(videos), "--out", str(out),
-                                 "--address", cluster.address, "--quiet", *args],
-                                capture_output=True, text=True, timeout=3600)
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with procfs.CPUTime(cluster.process_groups) as sampled:
+            start = sampled.totals()
+            result = subprocess.run([sys.executable, "-m", "gid.stages.cli", "preprocess", str(videos), "--out",
+                                     str(out), "--address", cluster.address, "--quiet", *args],
+                                    capture_output=True, text=True, timeout=3600)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = {name: used - start.get(name, 0.0) for name, used in sampled.totals().items()}
+    cpu["driver"] = after.ru_utime + after.ru_stime - reaped.ru_utime - reaped.ru_stime
     if result.returncode != 0:
         raise RuntimeError(f"gid preprocess failed on {nodes} node(s):\n{result.stdout}\n{result.stderr}")
     clips = int(re.search(r"clips: (\d+) written", result.stdout).group(1))
     seconds = float(re.search(r"time: ([\d.]+) s", result.stdout).group(1))
-    return clips, seconds
+    return clips, seconds, cpu
 
 
 def main() -> None:
@@ -68,9 +78,11 @@ def main() -> None:
         order = args.nodes if run % 2 == 0 else args.nodes[::-1]  # alternate, so drifting load hits both
         for nodes in order:
             load = os.getloadavg()[0]
-            clips, seconds = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes, args.preprocess_args, pin)
+            clips, seconds, cpu = run_on_cluster(videos, work / f"out-{nodes}-{time.time_ns()}", nodes,
+                                                 args.preprocess_args, pin)
             rows.append((run, nodes, clips, seconds, clips / seconds, load, os.getloadavg()[0]))
-            print(f"run {run + 1}, {nodes} node(s): {clips} clips in {seconds:.1f} s", flush=True)
+            used = ", ".join(f"{name} {value:.1f}" for name, value in sorted(cpu.items()))
+            print(f"run {run + 1}, {nodes} node(s): {clips} clips in {seconds:.1f} s; CPU s: {used}", flush=True)
     print(f"\n{'run':>4s}{'worker nodes (1 CPU each)':>28s}{'clips':>7s}{'seconds':>9s}{'clips/s':>9s}{'ratio':>7s}"
           f"{'load before/after':>20s}")
     ratios = {n: [] for n in args.nodes}

@@ -229,6 +229,15 @@ class LocalCluster:
                 for pid in [node["raylet_pid"], *procfs.children(node["raylet_pid"])]:
                     yield node["index"], pid
 
+    def process_groups(self) -> dict[int, str]:
+        """Every live process of the cluster → ``"node i"`` (worker node i's raylet and all below it) or
+        ``"head"`` (GCS, the head's raylet and its workers, the controller, per-node log monitors)."""
+        assert self.proc is not None
+        groups = {pid: f"node {index}" for index, pid in self.worker_pids()}
+        for pid in [self.proc.pid, *procfs.children(self.proc.pid)]:
+            groups.setdefault(pid, "head")
+        return groups
+
     def stop(self) -> None:
         """Shut every node down and remove the private temp dir (kept when given as ``root``)."""
         if self.proc is not None and self.proc.poll() is None:

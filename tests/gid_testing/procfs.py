@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 
 def _parent(pid: int) -> int | None:
@@ -32,6 +33,16 @@ def children(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) ``pid`` has used so far, its own (not its children's); 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()  # fields from the 3rd (state) on
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def memory_bytes(pid: int) -> tuple[int, int]:
@@ -87,6 +98,48 @@ class PeakRSS:
             self.sample()
 
     def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+class CPUTime:
+    """Sample the CPU time of processes every ``interval`` s and add it up by group.
+
+    ``groups()`` maps each pid to watch to its group name at the time of a sample (processes come and
+    go); the last CPU time seen of each pid counts, so a process's time up to its last sample is kept
+    after it exits (what its final ``interval`` used is missed). ``with CPUTime(groups) as cpu: ...``
+    then ``cpu.totals()``: group → CPU seconds.
+    """
+
+    def __init__(self, groups: Callable[[], dict[int, str]], interval: float = 0.5) -> None:
+        self.groups, self.interval = groups, interval
+        self.last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        for pid, group in self.groups().items():
+            used = cpu_seconds(pid)
+            if used:
+                self.last[pid] = (group, used)
+
+    def totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for group, used in self.last.values():
+            totals[group] = totals.get(group, 0.0) + used
+        return totals
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> "CPUTime":
+        self.sample()
         self._thread.start()
         return self
 
