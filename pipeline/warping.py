@@ -212,11 +212,11 @@ def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = No
     return frames
 
 
-def render_plan(height: int, width: int, renderer: Any = None, device: torch.device = torch.device("cpu")) -> tuple[int, int]:
+def render_plan(height: int, width: int, renderer: Any = None, device: torch.device | None = None) -> tuple[int, int]:
     """``(workers, batch_size)`` of :func:`render_video`: on a CPU one frame per intra-op thread, each
     thread rendering alone (measured fastest at 256×204 and 752×600, both renderers); on a GPU one
-    stream of batches as large as :func:`render_batch_size` allows."""
-    if device.type == "cpu":
+    stream of batches as large as :func:`render_batch_size` allows. ``device`` None: the CPU."""
+    if device is None or device.type == "cpu":
         return torch.get_num_threads(), 1
     return 1, render_batch_size(height, width, renderer)
 
