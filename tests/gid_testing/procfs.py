@@ -68,7 +68,34 @@ def command_line(pid: int) -> str:
         return ""
 
 
-class PeakRSS:
+class Sampler:
+    """Calls :meth:`sample` every ``interval`` s in a thread while the ``with`` block runs, and once more
+    at its end. Subclasses say what a sample records."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self):
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+class PeakRSS(Sampler):
     """Sample the memory of every descendant of ``roots`` every ``interval`` s; keep each process's peaks.
 
     ``with PeakRSS([pid]) as peaks: ...`` then ``peaks.peak`` maps pid → (peak private bytes, peak
@@ -78,10 +105,9 @@ class PeakRSS:
     """
 
     def __init__(self, roots: list[int], interval: float = 0.1) -> None:
-        self.roots, self.interval = roots, interval
+        super().__init__(interval)
+        self.roots = roots
         self.peak: dict[int, tuple[int, int, str]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
         for root in self.roots:
@@ -93,21 +119,8 @@ class PeakRSS:
                     title = now
                 self.peak[pid] = (max(private, rss - shared), max(resident, rss), title or now)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
 
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
-
-
-class CPUTime:
+class CPUTime(Sampler):
     """Sample the CPU time of processes every ``interval`` s and add it up by group.
 
     ``groups()`` maps each pid to watch to its group name at the time of a sample (processes come and
@@ -117,10 +130,9 @@ class CPUTime:
     """
 
     def __init__(self, groups: Callable[[], dict[int, str]], interval: float = 0.5) -> None:
-        self.groups, self.interval = groups, interval
+        super().__init__(interval)
+        self.groups = groups
         self.last: dict[int, tuple[str, float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
         for pid, group in self.groups().items():
@@ -133,17 +145,3 @@ class CPUTime:
         for group, used in self.last.values():
             totals[group] = totals.get(group, 0.0) + used
         return totals
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    def __enter__(self) -> "CPUTime":
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
