@@ -13,7 +13,9 @@ Makes synthetic videos once (kept in --work), then measures in the same run:
    quality, spectral volume, Arrow-tensor Parquet shards) — the reference rate;
 3. `gid preprocess` as its own driver process on a local Ray of 2 CPUs (started here, so Ray start-up is
    excluded) with 1 and 2 source actors: clips/s, ratio to (2), driver CPU time per clip
-   (``wait4`` rusage of the child) and the driver's peak resident memory (``VmHWM``, polled).
+   (``wait4`` rusage of the child), the driver's peak resident memory (``VmHWM``, polled), and the CPU
+   seconds of the source actors and of Ray's other processes (sampled every 0.5 s): how busy the 2
+   CPUs were.
 
 ``--driver-clips N …`` instead runs (3) with 2 actors on small clips (T = 30 at 64×48, stride 5,
 videos of 120 frames: 19 clips each) for about N clips each, and prints the driver's CPU time per clip
@@ -42,22 +44,41 @@ def load() -> str:
     return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def ray_processes(driver: int) -> dict[int, str]:
+    """This process's Ray processes (started by ``ray.init`` here) → ``"source actors"`` (the workers that
+    run the SourceStage) or ``"Ray"`` (GCS, raylet, read tasks, Ray Data's own actors); ``driver`` excluded."""
+    from gid.testing import procfs
+
+    groups = {}
+    for pid in procfs.children(os.getpid()):
+        if pid != driver:
+            groups[pid] = "source actors" if "SourceStage" in procfs.command_line(pid) else "Ray"
+    return groups
+
+
 def run_driver(args: list[str], address: str) -> dict[str, float]:
-    """`gid preprocess ARGS --address` as a child process: clips, reported seconds, driver CPU s and peak MiB."""
+    """`gid preprocess ARGS --address` as a child process: clips, reported seconds, driver CPU s and peak MiB,
+    and the CPU seconds of the source actors and of Ray's other processes during the run (sampled)."""
+    from gid.testing import procfs
+
     command = [sys.executable, "-m", "gid.stages.cli", "preprocess", *args, "--address", address, "--quiet"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        peak = 0  # VmHWM: the high-water mark of this exec'ed image (ru_maxrss would include the forked parent's)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            try:
-                text = Path(f"/proc/{proc.pid}/status").read_text()
-                peak = max(peak, int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)))
-            except (OSError, AttributeError):
-                pass
-            time.sleep(0.1)
+        with procfs.CPUTime(lambda: ray_processes(proc.pid)) as ray_cpu:
+            ray_start = ray_cpu.totals()
+            peak = 0  # VmHWM: the high-water mark of this exec'ed image (ru_maxrss would include the forked parent's)
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                try:
+                    text = Path(f"/proc/{proc.pid}/status").read_text()
+                    peak = max(peak, int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)))
+                except (OSError, AttributeError):
+                    pass
+                time.sleep(0.1)
+        wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -66,9 +87,11 @@ def run_driver(args: list[str], address: str) -> dict[str, float]:
     clips = int(re.search(r"clips: (\d+) written, (\d+) filtered", stdout).group(1))
     filtered = int(re.search(r"clips: \d+ written, (\d+) filtered", stdout).group(1))
     first = re.search(r"first source done after ([\d.]+) s", stdout)
+    used = {name: cpu - ray_start.get(name, 0.0) for name, cpu in ray_cpu.totals().items()}
     return {"clips": clips + filtered, "seconds": float(re.search(r"time: ([\d.]+) s", stdout).group(1)),
             "first": float(first.group(1)) if first else math.nan,
-            "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": peak / 1024}
+            "cpu": usage.ru_utime + usage.ru_stime, "peak_mib": peak / 1024,
+            "actors_cpu": used.get("source actors", 0.0), "ray_cpu": used.get("Ray", 0.0), "wall": wall}
 
 
 def stage_by_stage(sources: list[str], cfg, work: Path) -> None:
@@ -217,6 +240,10 @@ def main() -> None:
                   f"{rate:.2f} clips/s = {rate / reference:.2f}x one process; after the first source (at "
                   f"{run['first']:.1f} s): {steady:.2f} clips/s = {steady / reference:.2f}x; driver "
                   f"{1000 * run['cpu'] / run['clips']:.1f} ms CPU/clip, peak {run['peak_mib']:.0f} MiB ({load()})")
+            busy = (run["actors_cpu"] + run["ray_cpu"] + run["cpu"]) / (2 * run["wall"])
+            print(f"   CPU s: source actors {run['actors_cpu']:.1f}, Ray's other processes {run['ray_cpu']:.1f}, "
+                  f"driver {run['cpu']:.1f} (imports included): the 2 CPUs {100 * busy:.0f} % busy over the "
+                  f"command's {run['wall']:.1f} s")
     finally:
         ray.shutdown()
 
