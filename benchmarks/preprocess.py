@@ -44,15 +44,18 @@ def load() -> str:
     return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def ray_processes(driver: int) -> dict[int, str]:
+def ray_processes(driver: int, actors: set[int]) -> dict[int, str]:
     """This process's Ray processes (started by ``ray.init`` here) → ``"source actors"`` (the workers that
-    run the SourceStage) or ``"Ray"`` (GCS, raylet, read tasks, Ray Data's own actors); ``driver`` excluded."""
+    run the SourceStage; ``actors`` remembers them, since a worker's title changes when it is done) or
+    ``"Ray"`` (GCS, raylet, read tasks, Ray Data's own actors); ``driver`` excluded."""
     from gid.testing import procfs
 
     groups = {}
     for pid in procfs.children(os.getpid()):
         if pid != driver:
-            groups[pid] = "source actors" if "SourceStage" in procfs.command_line(pid) else "Ray"
+            if "SourceStage" in procfs.command_line(pid):
+                actors.add(pid)
+            groups[pid] = "source actors" if pid in actors else "Ray"
     return groups
 
 
@@ -65,7 +68,8 @@ def run_driver(args: list[str], address: str) -> dict[str, float]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        with procfs.CPUTime(lambda: ray_processes(proc.pid)) as ray_cpu:
+        actors: set[int] = set()
+        with procfs.CPUTime(lambda: ray_processes(proc.pid, actors)) as ray_cpu:
             ray_start = ray_cpu.totals()
             peak = 0  # VmHWM: the high-water mark of this exec'ed image (ru_maxrss would include the forked parent's)
             while True:
