@@ -1,24 +1,30 @@
-"""Process trees and their memory, read from Linux ``/proc`` (no extra dependency).
+"""Process trees, their memory and CPU time, read from Linux ``/proc`` (no extra dependency).
 
 Used to kill every process of one local Ray node and to measure the peak resident memory (RSS) of
-each Ray worker process while a stage runs.
+each Ray worker process while a stage runs, and the CPU seconds of groups of processes (benchmarks).
 """
 from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
 
-def _parent(pid: int) -> int | None:
-    """The parent pid of ``pid``, or None if it is gone."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` from the third (state) on, or None if ``pid`` is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # the name may contain spaces and brackets
-    return int(fields[1])
+    return stat[stat.rindex(")") + 2:].split()  # the name may contain spaces and brackets
+
+
+def _parent(pid: int) -> int | None:
+    """The parent pid of ``pid``, or None if it is gone."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
 
 
 def children(pid: int) -> list[int]:
@@ -37,12 +43,8 @@ def children(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) ``pid`` has used so far, its own (not its children's); 0 if it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()  # fields from the 3rd (state) on
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0  # utime, stime
 
 
 def memory_bytes(pid: int) -> tuple[int, int]:
@@ -68,7 +70,7 @@ def command_line(pid: int) -> str:
         return ""
 
 
-class Sampler:
+class Sampler(ABC):
     """Calls :meth:`sample` every ``interval`` s in a thread while the ``with`` block runs, and once more
     at its end. Subclasses say what a sample records."""
 
@@ -77,8 +79,9 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @abstractmethod
     def sample(self) -> None:
-        raise NotImplementedError
+        """Record what the subclass measures, once, now."""
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
