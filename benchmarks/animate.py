@@ -8,7 +8,7 @@
 Each size × preset runs in a fresh process (so peak RSS and page faults are its own) with a random
 bundle of that preset (:func:`gid.pipeline.motion_pipeline.write_random_bundle`; the cost of an
 untrained model is the trained one's) and a random ``FrameRenderer`` of the same preset with a
-non-zero correction. Columns: sampling s (DDIM, one thread, as `gid animate` runs it), render
+non-zero correction. Columns: sampling s (DDIM on all torch threads, as `gid animate` runs it), render
 frames/s per renderer (splat, learned) and learned/splat (the reference measured in the same
 process), encode s (H.264), peak RSS and minor/major page faults of the whole process. Then
 `gid render` (:func:`gid.stages.bulk_render.render_bulk`, one CPU actor) on ``--ray-photos`` photos at the
@@ -54,12 +54,9 @@ def run_row(size: str, preset: str, frames: int, steps: int) -> dict:
     row = {"size": size, "preset": preset, "frames": frames, "steps": steps, "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         pipe = GIDPipeline.from_pretrained(write_random_bundle(Path(tmp) / "bundle", frames, preset=preset))
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
         start = time.perf_counter()
-        volume = pipe(photo, num_frames=frames, num_inference_steps=steps, progress=False)[0].float().numpy()
+        volume = pipe(photo, num_frames=frames, num_inference_steps=steps, progress=False, batch_size=1)[0].float().numpy()
         row["sample_s"] = time.perf_counter() - start
-        torch.set_num_threads(threads)
         trajectories = spectral_to_motion(volume, photo.shape[:2], frames)
         torch.manual_seed(0)
         renderer = FrameRenderer.from_preset(preset)

@@ -46,7 +46,6 @@ def register(app: typer.Typer) -> None:
         import time
 
         import numpy as np
-        import torch
 
         from gid.datasets import validate
         from gid.datasets.spectral_file import load_spectral
@@ -92,13 +91,8 @@ def register(app: typer.Typer) -> None:
 
             pipe = GIDPipeline.from_pretrained(model)
             stage("load", f" ({photo.shape[1]}x{photo.shape[0]} photo, bundle {model})")
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # the motion model's small tensors: one thread beats two (benchmarks/animate.py)
-            try:
-                volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale, loop=loop,
-                              seed=seed, batch_size=1)[0].float().cpu().numpy()
-            finally:
-                torch.set_num_threads(threads)
+            volume = pipe(photo, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance_scale, loop=loop,
+                          seed=seed, batch_size=1)[0].float().cpu().numpy()
             stage("sample", f" ({steps} DDIM steps)")
         else:
             volume = given.spectral
