@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from gid.kernels import softsplat
+from gid.pipeline.heap import keep_freed_memory
 
 METRIC_RANGE = 4.0
 COVERAGE_MIN = 0.75
@@ -137,7 +138,7 @@ def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = No
     photo (:meth:`~gid.pipeline.frame_renderer.FrameRenderer.encode`), channels-last convolutions in
     :func:`render_dtype` (bfloat16 where the hardware has it: the splatting, hole filling and the
     frame itself stay float32), no autograd, batches as :func:`render_plan` sizes them, and freed
-    batches kept for the next one (:func:`keep_freed_memory`). Against the plain
+    batches kept for the next one (:func:`~gid.pipeline.heap.keep_freed_memory`). Against the plain
     float32 forward pass the frames differ by at most 2 of 255 levels (bfloat16; identical
     frames in float32 up to convolution rounding), see ``tests/test_render_speed.py``.
 
@@ -172,7 +173,7 @@ def render_video(image: np.ndarray, trajectories: np.ndarray, renderer: Any = No
     layout = torch.channels_last if renderer is not None else torch.contiguous_format
     dtype = render_dtype(device) if renderer is not None else torch.float32
     if device.type == "cpu":
-        keep_freed_memory()
+        keep_freed_memory(max(RENDER_MEMORY, workers * batch_size * frame_bytes(height, width, renderer)))
     traj = torch.from_numpy(trajectories)
     metric = splat_metric(motion_metric(traj)[None]).to(device)  # (1, 1, H, W)
     source = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255.0).to(device)
@@ -229,31 +230,6 @@ def render_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.bfloat16
     return torch.float32
-
-
-def keep_freed_memory(limit: int = 1 << 30) -> None:
-    """Keep freed blocks up to ``limit`` bytes in the process heap instead of returning them to the kernel.
-
-    glibc serves every allocation over its mmap threshold (at most 32 MB) with a fresh mapping and
-    unmaps it on free, so each batch of full-resolution frames faults all its pages in again: the
-    learned renderer at 752×600 spent more time in those page faults (system time) than computing.
-    With the threshold and the trim threshold at ``limit`` the next batch reuses the same pages. One
-    arena for all threads: a thread's own arena grows in heaps of at most 64 MB, so the frame
-    buffers of :func:`render_video`'s worker threads were mapped and unmapped every frame anyway
-    (752×600, ``tiny``, 60 frames: 1.0 M → 0.27 M minor faults, peak RSS 1.57 → 1.33 GB).
-    A no-op where the C library has no ``mallopt`` (not glibc).
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is None or not hasattr(libc, "mallopt"):
-        return
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    libc.mallopt(m_arena_max, 1)
-    libc.mallopt(m_mmap_threshold, limit)
-    libc.mallopt(m_trim_threshold, limit)
 
 
 SPLAT_BYTES_PER_PIXEL = 200

@@ -128,12 +128,12 @@ import ctypes, resource, sys, numpy as np, torch
 import gid.pipeline.warping as render
 from gid.pipeline.frame_renderer import FrameRenderer
 if sys.argv[1] == "default":
-    render.keep_freed_memory = lambda: None
+    render.keep_freed_memory = lambda limit: None
 if sys.argv[1] == "no-arena":  # the thresholds alone, as before render_video rendered in threads
-    def thresholds_only():
+    def thresholds_only(limit):
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)
-        libc.mallopt(-1, 1 << 30)
+        libc.mallopt(-3, limit)
+        libc.mallopt(-1, limit)
     render.keep_freed_memory = thresholds_only
 height, width, workers = (int(a) for a in sys.argv[2:5])
 torch.set_num_threads(workers)
