@@ -17,8 +17,9 @@ def keep_freed_memory(limit: int = 1 << 30) -> None:
     above it after every frame and faulted it in again in most processes (2 frames on one thread after
     a warm-up: 0.38–0.65 M minor faults in 5 processes of 7, 0.07 M in 2; with the limit 0–0.06 M in 6). The
     count varies from process to process too much for a test; `benchmarks/animate.py` shows it.
-    Sampling on a CPU keeps its U-Net activations the same way (``paper`` preset, 752×600, 3 DDIM
-    steps: 6.4–7.4 M minor faults and 15 s of system time → at most 0.33 M and 0.7 s; 7–10 % less wall time).
+    Sampling does not use it: for the ``paper`` U-Net (752×600, 4 DDIM steps) it saved 8 % of the time
+    (9.3 M → 1.8 M minor faults) but raised peak RSS from 3.70 to 5.78 GB, the heap holding freed
+    activations it could not reuse.
     A no-op where the C library has no ``mallopt`` (not glibc).
     """
     import ctypes

@@ -41,7 +41,6 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, DiffusionPipeline
 
 from gid.pipeline.normalize import denormalize, load_scales
-from gid.pipeline.heap import keep_freed_memory
 from gid.pipeline.frame_renderer import FrameRenderer
 from gid.pipeline.sampling import SAMPLING, check_sampling
 from gid.pipeline.spectral import scale_motion, spectral_to_trajectories
@@ -300,8 +299,6 @@ class GIDPipeline(DiffusionPipeline):
         if len(generator) != len(images):
             raise ValueError(f"{len(generator)} seeds or generators for {len(images)} images")
         device, cfg = self.device, self.unet.config
-        if device.type == "cpu":
-            keep_freed_memory()  # the U-Net's activations reuse their pages from step to step
         k = cfg.num_freqs
         cond_all = images.to(device) * 2 - 1
         scheduler = DDIMScheduler.from_config(self.scheduler.config, prediction_type="epsilon")  # see _noise
