@@ -18,7 +18,7 @@ def keep_freed_memory(limit: int = 1 << 30) -> None:
     a warm-up: 0.38–0.65 M minor faults in 5 processes of 7, 0.07 M in 2; with the limit 0–0.06 M in 6). The
     count varies from process to process too much for a test; `benchmarks/animate.py` shows it.
     Sampling does not use it: for the ``paper`` U-Net (752×600, 4 DDIM steps) it saved 8 % of the time
-    (9.3 M → 1.8 M minor faults) but raised peak RSS from 3.70 to 5.78 GB, the heap holding freed
+    (9.3 M → 1.8 M minor faults) but raised peak RSS from 3.70 to 5.78 GiB, the heap holding freed
     activations it could not reuse.
     A no-op where the C library has no ``mallopt`` (not glibc).
     """
