@@ -52,7 +52,10 @@ def first_run(ray_local, clip_table, tmp_path_factory):
 
 @pytest.mark.ray
 def test_videos_match_the_in_process_renderer(first_run, clip_table):
-    """Each source's MP4 is the one-at-a-time render of its own motion (nothing swapped or lost)."""
+    """Each source's MP4 is the one-at-a-time render of its own motion (nothing swapped or lost). Frames
+    can differ slightly between the Ray actor and this process (seen once in a clean-clone CI run: 41.8
+    dB between the two H.264 encodes, cause not found; bit-identical in every other run), and H.264
+    turns small differences into a few levels, so the checks leave room for that and still catch a swap."""
     from gid.pipeline.warping import render_video
     from gid.pipeline.spectral import spectral_to_trajectories
 
@@ -61,13 +64,20 @@ def test_videos_match_the_in_process_renderer(first_run, clip_table):
     assert (summary.rendered, summary.failed, summary.skipped) == (3, 1, 0)
     manifest = {r["source"]: r for r in pq.read_table(summary.manifest).to_pylist()}
     stored = clip_arrays(pq.read_table(table).slice(0, 3), ["image", "spectral"])  # row 3's image is garbage
+    references = [render_video(stored["image"][i], spectral_to_trajectories(stored["spectral"][i], FRAMES))
+                  for i in range(3)]
     for i in range(3):
         entry = manifest[f"{table}#{i}"]
         assert entry["status"] == "ok" and entry["frames"] == FRAMES and entry["seconds"] == pytest.approx(FRAMES / 30)
         np.testing.assert_array_equal(np.load((cfg.out / entry["video"]).with_suffix(".npy")), stored["spectral"][i])
-        reference = render_video(stored["image"][i], spectral_to_trajectories(stored["spectral"][i], FRAMES))
-        write_video(cfg.out / "reference.mp4", reference, fps=30)
-        assert psnr(read_video(cfg.out / entry["video"])[0], read_video(cfg.out / "reference.mp4")[0]) > 45
+        video = read_video(cfg.out / entry["video"])[0]
+        write_video(cfg.out / "reference.mp4", references[i], fps=30)
+        # the same frames encoded the same way: identical (inf) when the renders are bit-identical; the CI run
+        # whose renders differed measured 41.8 dB, a swapped video ≈ 16 dB
+        assert psnr(video, read_video(cfg.out / "reference.mp4")[0]) > 35
+        # against the raw renders: its own within the codec's error (30.5 dB measured), every other ≥ 10 dB worse
+        own = psnr(video, references[i])
+        assert own > 25 and all(own > psnr(video, references[j]) + 10 for j in range(3) if j != i)
 
 
 @pytest.mark.ray
