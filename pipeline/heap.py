@@ -1,8 +1,8 @@
-"""The process heap of CPU inference: freed activations and frames kept for the next step or frame."""
+"""The process heap of CPU rendering: freed frame buffers kept for the next frame."""
 from __future__ import annotations
 
 
-def keep_freed_memory(limit: int = 1 << 30) -> None:
+def keep_freed_memory(limit: int) -> None:
     """Keep freed blocks up to ``limit`` bytes in the process heap instead of returning them to the kernel.
 
     glibc serves every allocation over its mmap threshold (at most 32 MB) with a fresh mapping and
